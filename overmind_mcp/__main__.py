@@ -1,0 +1,3 @@
+from overmind_mcp.cli import main
+
+main()

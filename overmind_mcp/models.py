@@ -1,0 +1,148 @@
+"""What crosses the MCP boundary: tool inputs that need a shape, and every tool's answer.
+
+Claude Code shows the model only `structuredContent`, so each answer is complete,
+compact and readable on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from overmind_mcp.providers.claude import PermissionMode
+
+Status = Literal["queued", "running", "succeeded", "failed", "stopped", "killed", "timed_out", "lost"]
+LIVE: frozenset[str] = frozenset({"queued", "running"})
+
+
+class SpawnRequest(BaseModel):
+    """Everything `spawn` accepts; validated again by the supervisor against the server's state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str | None = None
+    command: list[str] | None = None
+    name: str | None = None
+    parent: str | None = None
+    cwd: str | None = None
+    model: str | None = None
+    allowed_tools: list[str] = []
+    disallowed_tools: list[str] = []
+    permission_mode: PermissionMode | None = None
+    max_turns: int | None = Field(default=None, ge=1)
+    max_budget_usd: float | None = Field(default=None, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0)
+    append_system_prompt: str | None = None
+    env: dict[str, str] = {}
+
+
+class Spawned(BaseModel):
+    id: str
+    name: str
+    status: Status
+    parent: str | None
+    pid: int | None
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+
+class Progress(BaseModel):
+    """What a running mission has done so far."""
+
+    turns: int
+    tool_calls: int
+    last_tool: str | None
+    last_text: str | None
+    cost_usd: float | None
+    api_retries: int
+    output_lines: int
+    idle_s: float = Field(description="seconds since the mission last printed anything")
+
+
+class MissionResult(BaseModel):
+    id: str
+    name: str
+    status: Status
+    exit_code: int | None
+    is_error: bool | None = Field(description="the CLI's own verdict on its final answer; null while running")
+    text: str | None = Field(description="the final answer (for a command: the end of its output)")
+    text_truncated: bool = False
+    errors: list[str] = []
+    session_id: str | None = None
+    cwd: str
+    cost_usd: float | None = None
+    duration_ms: int | None = None
+    num_turns: int | None = None
+    usage: Usage | None = None
+    permission_denials: list[dict[str, Any]] = []
+    started_at: str | None = None
+    ended_at: str | None = None
+    progress: Progress | None = Field(default=None, description="only while the mission is running")
+
+
+class MissionSummary(BaseModel):
+    id: str
+    name: str
+    status: Status
+    parent: str | None
+    depth: int
+    age_s: float
+    turns: int
+    cost_usd: float | None
+    doing: str | None = Field(default=None, description="the latest thing a running mission did")
+
+
+class WaitResult(BaseModel):
+    done: list[MissionResult]
+    pending: list[MissionSummary]
+    timed_out: bool = Field(description="true when the timeout passed first; wait again to keep waiting")
+
+
+class KillOutcome(BaseModel):
+    id: str
+    name: str
+    status: Status
+    how: str = Field(description="the signal that ended it, or why nothing was sent")
+
+
+class KillResult(BaseModel):
+    ended: list[KillOutcome]
+
+
+class Totals(BaseModel):
+    missions: int
+    running: int
+    cost_usd: float
+
+
+class PsResult(BaseModel):
+    missions: list[MissionSummary]
+    totals: Totals
+
+
+class LogPage(BaseModel):
+    id: str
+    name: str
+    status: Status
+    lines: list[str] = []
+    events: list[dict[str, Any]] = []
+    cursor: int
+    next_cursor: int = Field(description="pass as `cursor` to read on")
+    more: bool = Field(description="true while more output is available or may still come")
+
+
+class ServerStatus(BaseModel):
+    version: str
+    server_id: str
+    uptime_s: float
+    missions_by_status: dict[str, int]
+    children_running: int
+    total_cost_usd: float
+    state_dir: str
+    claude_bin: str

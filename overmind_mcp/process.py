@@ -1,0 +1,183 @@
+"""Child processes: started in their own process group, awaited without threads, ended whole.
+
+Each child is the leader of a new session and process group, so one signal reaches
+everything it started. Its stdout and stderr go straight to files, never through the
+server: the kernel writes every byte to durable storage even if the server dies, and a
+child never blocks on a full pipe nobody reads.
+
+Exit is awaited on a pidfd (readable when the process ends), not with a thread per
+child. When the leader ends, it is left unreaped for a moment: a zombie keeps its pid,
+so its process-group id cannot be reused, and killing the group then reaches exactly
+the leftovers of this child (grandchildren that ignored SIGTERM, stray background
+jobs) and nothing else. Only then is the leader reaped. A mission's process group
+never outlives its leader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import psutil
+
+from overmind_mcp.errors import SpawnError
+
+
+@dataclass(slots=True)
+class ExitStatus:
+    """How a process ended: an exit code, or the signal that killed it."""
+
+    code: int | None
+    signal: int | None
+
+    @property
+    def returncode(self) -> int | None:
+        """Shell-style: the exit code, or -N for death by signal N (as subprocess does)."""
+        if self.signal is not None:
+            return -self.signal
+        return self.code
+
+
+@dataclass(eq=False)
+class ChildProcess:
+    pid: int
+    start_time: float
+    stdin: int | None = None
+    exit_status: ExitStatus | None = None
+    _exited: anyio.Event = field(default_factory=anyio.Event)
+    _reaped: bool = False
+
+    @property
+    def pgid(self) -> int:
+        return self.pid
+
+    @property
+    def running(self) -> bool:
+        return not self._exited.is_set()
+
+    def signal_group(self, sig: signal.Signals) -> bool:
+        """Send `sig` to the child's whole process group. False if it has already ended.
+
+        Safe against pid reuse: the group is only signalled while its leader is
+        unreaped, and an unreaped pid cannot be given to another process.
+        """
+        if self._reaped:
+            return False
+        try:
+            os.killpg(self.pgid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    async def wait(self) -> ExitStatus:
+        """Wait for the child to end, kill whatever it left in its group, and reap it.
+
+        Must be called by exactly one task (the mission's supervisor); others use `wait_exited`.
+        """
+        pidfd = os.pidfd_open(self.pid)
+        try:
+            await anyio.wait_readable(pidfd)
+        finally:
+            os.close(pidfd)
+        # The pidfd said it has exited, so neither call below blocks.
+        info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)  # noqa: ASYNC222
+        if info is None:
+            raise RuntimeError(f"pid {self.pid} was reported ended but has no exit status")
+        if info.si_code == os.CLD_EXITED:
+            self.exit_status = ExitStatus(code=info.si_status, signal=None)
+        else:
+            self.exit_status = ExitStatus(code=None, signal=info.si_status)
+        # The leader is a zombie now: its pgid is still ours, so this reaches only its leftovers.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pgid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)  # noqa: ASYNC222
+        self._reaped = True
+        self.close_stdin()
+        self._exited.set()
+        return self.exit_status
+
+    async def wait_exited(self) -> ExitStatus:
+        await self._exited.wait()
+        assert self.exit_status is not None
+        return self.exit_status
+
+    def close_stdin(self) -> None:
+        if self.stdin is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.stdin)
+            self.stdin = None
+
+    async def write_stdin(self, data: bytes) -> None:
+        """Write to the child's stdin pipe (live sessions). Raises BrokenPipeError once it has gone."""
+        if self.stdin is None:
+            raise BrokenPipeError("stdin is closed")
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self.stdin, view)
+            except BlockingIOError:
+                await anyio.wait_writable(self.stdin)
+                continue
+            view = view[written:]
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    stdout_path: Path,
+    stderr_path: Path,
+    stdin_pipe: bool = False,
+) -> ChildProcess:
+    """Start `argv` (never through a shell) as the leader of a new process group.
+
+    stdin is /dev/null unless `stdin_pipe`: a child must never inherit the server's
+    stdin, which on stdio is the MCP connection itself.
+    """
+    stdout_fd = os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    stderr_fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    stdin_read, stdin_write = os.pipe() if stdin_pipe else (subprocess.DEVNULL, None)
+    try:
+        popen = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=stdin_read,
+            stdout=stdout_fd,
+            stderr=stderr_fd,
+            close_fds=True,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        if stdin_write is not None:
+            os.close(stdin_write)
+        raise SpawnError(f"cannot start {argv[0]!r}: no such program ({exc.strerror})") from None
+    except PermissionError as exc:
+        if stdin_write is not None:
+            os.close(stdin_write)
+        raise SpawnError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
+    finally:
+        os.close(stdout_fd)
+        os.close(stderr_fd)
+        if stdin_write is not None:
+            os.close(stdin_read)
+    # We reap the child ourselves (see ChildProcess.wait); keep Popen from trying again later.
+    popen.returncode = 0
+    if stdin_write is not None:
+        os.set_blocking(stdin_write, False)
+    return ChildProcess(pid=popen.pid, start_time=process_start_time(popen.pid) or 0.0, stdin=stdin_write)
+
+
+def process_start_time(pid: int) -> float | None:
+    """The kernel's start time of `pid`: with the pid, it names one process for good."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None

@@ -1,0 +1,220 @@
+"""The Claude Code CLI as a provider: typed options → argv, stream-json → events.
+
+Every value is passed as `--flag=value` (one argv element), and the prompt goes after
+`--`, so a model name, a session id or a prompt that starts with `-` can never be read
+as a flag. There is no shell anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from overmind_mcp.events import (
+    ApiError,
+    ApiRetry,
+    AssistantText,
+    Event,
+    Init,
+    PermissionDenied,
+    PlainText,
+    Result,
+    ToolResult,
+    ToolUse,
+    Unknown,
+)
+
+PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
+
+
+class ClaudeOptions(BaseModel):
+    """What a `claude -p` child is started with."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prompt: str | None = None
+    model: str | None = None
+    allowed_tools: list[str] = []
+    disallowed_tools: list[str] = []
+    permission_mode: PermissionMode | None = None
+    max_turns: int | None = None
+    max_budget_usd: float | None = None
+    append_system_prompt: str | None = None
+    session_id: str | None = None
+    resume: str | None = None
+    mcp_config: list[str] = []
+    strict_mcp_config: bool = False
+    # A live session reads its turns as stream-json user messages on stdin.
+    session: bool = False
+
+
+def build_argv(claude_bin: str, options: ClaudeOptions) -> list[str]:
+    argv = [claude_bin, "-p", "--output-format=stream-json", "--verbose"]
+    if options.session:
+        argv.append("--input-format=stream-json")
+    if options.model:
+        argv.append(f"--model={options.model}")
+    if options.allowed_tools:
+        argv.append(f"--allowedTools={','.join(options.allowed_tools)}")
+    if options.disallowed_tools:
+        argv.append(f"--disallowedTools={','.join(options.disallowed_tools)}")
+    if options.permission_mode:
+        argv.append(f"--permission-mode={options.permission_mode}")
+    if options.max_turns is not None:
+        argv.append(f"--max-turns={options.max_turns}")
+    if options.max_budget_usd is not None:
+        argv.append(f"--max-budget-usd={options.max_budget_usd}")
+    if options.append_system_prompt:
+        argv.append(f"--append-system-prompt={options.append_system_prompt}")
+    if options.session_id:
+        argv.append(f"--session-id={options.session_id}")
+    if options.resume:
+        argv.append(f"--resume={options.resume}")
+    argv.extend(f"--mcp-config={config}" for config in options.mcp_config)
+    if options.strict_mcp_config:
+        argv.append("--strict-mcp-config")
+    if options.prompt is not None and not options.session:
+        argv += ["--", options.prompt]
+    return argv
+
+
+def user_message(text: str) -> bytes:
+    """One turn for a live session, as the CLI reads it on stdin."""
+    message = {
+        "type": "user",
+        "message": {"role": "user", "content": text},
+        "parent_tool_use_id": None,
+        "session_id": "",
+    }
+    return json.dumps(message).encode() + b"\n"
+
+
+def interrupt_request(request_id: str) -> bytes:
+    """Ends the current turn of a live session without ending the process."""
+    request = {"type": "control_request", "request_id": request_id, "request": {"subtype": "interrupt"}}
+    return json.dumps(request).encode() + b"\n"
+
+
+def parse_line(line: bytes) -> list[Event]:
+    """Events in one stdout line. Unknown types are kept; non-JSON lines become plain text."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return [PlainText(line.decode("utf-8", "replace").rstrip("\r\n"))]
+    if not isinstance(data, dict):
+        return [PlainText(line.decode("utf-8", "replace").rstrip("\r\n"))]
+    kind = data.get("type")
+    try:
+        match kind:
+            case "assistant":
+                return _assistant(data)
+            case "user":
+                return _user(data)
+            case "result":
+                return [_result(data)]
+            case "system":
+                return [_system(data)]
+    except (AttributeError, TypeError, ValueError):
+        # A line of a known type but an unexpected shape (a newer CLI): keep it, never fail.
+        pass
+    return [Unknown(str(kind), _str_or_none(data.get("subtype")), data)]
+
+
+def _assistant(data: dict[str, Any]) -> list[Event]:
+    message = data.get("message") or {}
+    message_id = message.get("id")
+    content = message.get("content") or []
+    if isinstance(content, str):
+        content = [{"type": "text", "text": content}]
+    if data.get("error") or data.get("is_api_error_message"):
+        text = " ".join(block.get("text", "") for block in content if block.get("type") == "text")
+        return [ApiError(str(data.get("error") or "unknown"), text)]
+    events: list[Event] = []
+    for block in content:
+        match block.get("type"):
+            case "text":
+                events.append(AssistantText(block.get("text", ""), message_id))
+            case "tool_use":
+                tool_input = block.get("input")
+                events.append(
+                    ToolUse(
+                        block.get("id", ""),
+                        block.get("name", "?"),
+                        tool_input if isinstance(tool_input, dict) else {},
+                        message_id,
+                    )
+                )
+    return events or [Unknown("assistant", None, data)]
+
+
+def _user(data: dict[str, Any]) -> list[Event]:
+    content = (data.get("message") or {}).get("content")
+    if not isinstance(content, list):
+        return [Unknown("user", None, data)]
+    events: list[Event] = [
+        ToolResult(block.get("tool_use_id"), bool(block.get("is_error")), _text_of(block.get("content")))
+        for block in content
+        if block.get("type") == "tool_result"
+    ]
+    return events or [Unknown("user", None, data)]
+
+
+def _result(data: dict[str, Any]) -> Result:
+    # `cost_usd` was the field's name in older CLIs.
+    cost = data.get("total_cost_usd", data.get("cost_usd"))
+    errors = data.get("errors") or []
+    return Result(
+        subtype=str(data.get("subtype") or ""),
+        is_error=bool(data.get("is_error")),
+        text=_str_or_none(data.get("result")),
+        errors=[str(error) for error in errors] if isinstance(errors, list) else [str(errors)],
+        session_id=_str_or_none(data.get("session_id")),
+        cost_usd=float(cost) if isinstance(cost, int | float) else None,
+        duration_ms=data.get("duration_ms") if isinstance(data.get("duration_ms"), int) else None,
+        num_turns=data.get("num_turns") if isinstance(data.get("num_turns"), int) else None,
+        usage=data.get("usage") if isinstance(data.get("usage"), dict) else {},
+        permission_denials=[d for d in data.get("permission_denials") or [] if isinstance(d, dict)],
+        terminal_reason=_str_or_none(data.get("terminal_reason")),
+        result_index=data.get("result_index") if isinstance(data.get("result_index"), int) else None,
+    )
+
+
+def _system(data: dict[str, Any]) -> Event:
+    match data.get("subtype"):
+        case "init":
+            servers = data.get("mcp_servers")
+            return Init(
+                session_id=_str_or_none(data.get("session_id")),
+                model=_str_or_none(data.get("model")),
+                cwd=_str_or_none(data.get("cwd")),
+                mcp_servers=servers if isinstance(servers, list) else [],
+            )
+        case "api_retry":
+            return ApiRetry(
+                attempt=int(data.get("attempt") or 0),
+                max_retries=data.get("max_retries"),
+                retry_delay_ms=data.get("retry_delay_ms"),
+                error_status=data.get("error_status"),
+                error=_str_or_none(data.get("error")),
+            )
+        case "permission_denied":
+            return PermissionDenied(
+                tool_name=str(data.get("tool_name") or "?"),
+                tool_use_id=_str_or_none(data.get("tool_use_id")),
+                message=str(data.get("message") or ""),
+            )
+    return Unknown("system", _str_or_none(data.get("subtype")), data)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
+    return "" if content is None else json.dumps(content)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

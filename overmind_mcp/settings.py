@@ -1,0 +1,49 @@
+"""Server settings, read once from the environment (`OVERMIND_*`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    home: Path = Field(default_factory=lambda: Path("~/.overmind").expanduser())
+    """State directory: the database and every mission's output."""
+    claude_bin: str = "claude"
+    """The Claude Code CLI to run: a name looked up on PATH, or a path."""
+    kill_grace_s: float = Field(default=3.0, ge=0)
+    """How long each gentle signal (SIGINT, then SIGTERM) gets before the next, harsher one."""
+    tail_lines: int = Field(default=200, ge=1)
+    """Readable output lines kept in memory per running mission; the full output is on disk."""
+    wait_heartbeat_s: float = Field(default=10.0, gt=0)
+    """How often `wait` reports progress when nothing changes."""
+    result_text_chars: int = Field(default=20_000, ge=100)
+    """Longest final answer a result carries; longer ones are cut and say so."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            raw = environ.get(f"OVERMIND_{name.upper()}")
+            if raw:
+                values[name] = Path(raw).expanduser() if name == "home" else raw
+        values.update(overrides)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(f"OVERMIND_{str(error['loc'][0]).upper()}: {error['msg']}" for error in exc.errors())
+            raise ValueError(f"bad setting: {problems}") from None
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "overmind.db"
+
+    @property
+    def missions_dir(self) -> Path:
+        return self.home / "missions"

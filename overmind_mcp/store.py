@@ -1,0 +1,240 @@
+"""The mission table and its events, in one SQLite database shared by every server process.
+
+WAL lets readers (other servers, the `overmind` command) run beside the writer;
+`busy_timeout` makes concurrent writers queue instead of failing; every transaction
+is a single short statement or two. The schema is versioned with `PRAGMA user_version`
+and migrated on open.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from overmind_mcp.errors import Conflict
+
+LIVE_STATUSES = ("queued", "running")
+
+_MIGRATIONS: list[str] = [
+    # 1: missions and their supervision events.
+    """
+    CREATE TABLE missions (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        parent_id TEXT REFERENCES missions(id) ON DELETE CASCADE,
+        root_id TEXT NOT NULL,
+        depth INTEGER NOT NULL,
+        provider TEXT NOT NULL,
+        options TEXT NOT NULL,
+        cwd TEXT NOT NULL,
+        status TEXT NOT NULL,
+        server_id TEXT,
+        pid INTEGER,
+        pgid INTEGER,
+        proc_start REAL,
+        session_id TEXT,
+        output_path TEXT NOT NULL,
+        stderr_path TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        exit_code INTEGER,
+        end_reason TEXT,
+        result TEXT,
+        cost_usd REAL,
+        num_turns INTEGER NOT NULL DEFAULT 0,
+        restarts INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE UNIQUE INDEX missions_live_name ON missions(name) WHERE status IN ('queued', 'running');
+    CREATE INDEX missions_parent ON missions(parent_id);
+    CREATE INDEX missions_status ON missions(status);
+    CREATE INDEX missions_name ON missions(name, created_at);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        mission_id TEXT NOT NULL REFERENCES missions(id) ON DELETE CASCADE,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX events_mission ON events(mission_id, id);
+    """,
+]
+
+
+@dataclass(slots=True)
+class MissionRow:
+    """One mission as stored. `options` and `result` are JSON-compatible dicts."""
+
+    id: str
+    name: str
+    parent_id: str | None
+    root_id: str
+    depth: int
+    provider: str
+    options: dict[str, Any]
+    cwd: str
+    status: str
+    output_path: str
+    stderr_path: str
+    created_at: float
+    server_id: str | None = None
+    pid: int | None = None
+    pgid: int | None = None
+    proc_start: float | None = None
+    session_id: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    end_reason: str | None = None
+    result: dict[str, Any] | None = None
+    cost_usd: float | None = None
+    num_turns: int = 0
+    restarts: int = 0
+
+
+_COLUMNS = tuple(f.name for f in fields(MissionRow))
+_JSON_COLUMNS = frozenset({"options", "result"})
+
+
+def _to_sql(column: str, value: Any) -> Any:
+    if column in _JSON_COLUMNS and value is not None:
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+def _from_sql(row: sqlite3.Row) -> MissionRow:
+    values = {column: row[column] for column in _COLUMNS}
+    for column in _JSON_COLUMNS:
+        if values[column] is not None:
+            values[column] = json.loads(values[column])
+    return MissionRow(**values)
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        await db.execute("PRAGMA busy_timeout = 10000")
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = NORMAL")
+        await db.execute("PRAGMA foreign_keys = ON")
+        store = cls(db)
+        await store._migrate()
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _migrate(self) -> None:
+        # BEGIN IMMEDIATE takes the write lock first, so two servers starting at once
+        # cannot both run the same migration.
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            async with self._db.execute("PRAGMA user_version") as cursor:
+                (version,) = await cursor.fetchone() or (0,)
+            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                for statement in _statements(script):
+                    await self._db.execute(statement)
+                await self._db.execute(f"PRAGMA user_version = {number}")
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+
+    async def insert(self, row: MissionRow) -> None:
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        values = [_to_sql(column, getattr(row, column)) for column in _COLUMNS]
+        try:
+            await self._db.execute(f"INSERT INTO missions ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values)
+        except sqlite3.IntegrityError as exc:
+            if "missions.name" in str(exc):
+                raise Conflict(
+                    f"the name {row.name!r} is already used by a running mission; choose another or leave it out"
+                ) from None
+            raise
+
+    async def update(self, mission_id: str, **values: Any) -> None:
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        params = [_to_sql(column, value) for column, value in values.items()]
+        await self._db.execute(f"UPDATE missions SET {assignments} WHERE id = ?", [*params, mission_id])
+
+    async def get(self, mission_id: str) -> MissionRow | None:
+        rows = await self._select("WHERE id = ?", (mission_id,))
+        return rows[0] if rows else None
+
+    async def find_by_name(self, name: str) -> MissionRow | None:
+        """The live mission with that name, else the newest one that had it."""
+        rows = await self._select(
+            "WHERE name = ? ORDER BY status IN ('queued', 'running') DESC, created_at DESC LIMIT 1", (name,)
+        )
+        return rows[0] if rows else None
+
+    async def list(
+        self, *, parent_id: str | None = None, statuses: Sequence[str] | None = None, root_id: str | None = None
+    ) -> list[MissionRow]:
+        clauses, params = [], []
+        if parent_id is not None:
+            clauses.append("parent_id = ?")
+            params.append(parent_id)
+        if root_id is not None:
+            clauses.append("root_id = ?")
+            params.append(root_id)
+        if statuses:
+            clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            params.extend(statuses)
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        return await self._select(where + "ORDER BY created_at, id", params)
+
+    async def descendants(self, mission_id: str) -> list[MissionRow]:
+        """Every mission below `mission_id` in the tree, at any depth."""
+        columns = ", ".join(f"m.{column}" for column in _COLUMNS)
+        query = f"""
+            WITH RECURSIVE subtree(id) AS (
+                SELECT id FROM missions WHERE parent_id = ?
+                UNION ALL
+                SELECT m.id FROM missions m JOIN subtree s ON m.parent_id = s.id
+            )
+            SELECT {columns} FROM missions m JOIN subtree USING (id) ORDER BY m.created_at, m.id
+        """
+        async with self._db.execute(query, (mission_id,)) as cursor:
+            return [_from_sql(row) for row in await cursor.fetchall()]
+
+    async def counts_by_status(self) -> dict[str, int]:
+        async with self._db.execute("SELECT status, count(*) FROM missions GROUP BY status") as cursor:
+            return {status: count for status, count in await cursor.fetchall()}
+
+    async def total_cost(self) -> float:
+        async with self._db.execute("SELECT coalesce(sum(cost_usd), 0) FROM missions") as cursor:
+            row = await cursor.fetchone()
+        return float(row[0]) if row else 0.0
+
+    async def add_event(self, mission_id: str, at: float, kind: str, data: dict[str, Any]) -> None:
+        await self._db.execute(
+            "INSERT INTO events (mission_id, at, kind, data) VALUES (?, ?, ?, ?)",
+            (mission_id, at, kind, json.dumps(data, separators=(",", ":"))),
+        )
+
+    async def events(self, mission_id: str) -> list[tuple[float, str, dict[str, Any]]]:
+        async with self._db.execute(
+            "SELECT at, kind, data FROM events WHERE mission_id = ? ORDER BY id", (mission_id,)
+        ) as cursor:
+            return [(at, kind, json.loads(data)) for at, kind, data in await cursor.fetchall()]
+
+    async def _select(self, tail: str, params: Iterable[Any]) -> list[MissionRow]:
+        async with self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM missions {tail}", tuple(params)) as cursor:
+            return [_from_sql(row) for row in await cursor.fetchall()]
+
+
+def _statements(script: str) -> list[str]:
+    return [statement.strip() for statement in script.split(";") if statement.strip()]

@@ -1,0 +1,11 @@
+"""The MCP tools: thin functions that read their arguments, call the supervisor, and return its answer.
+
+Each module holds one tool. `ALL` is the order `tools/list` shows them in.
+"""
+
+from overmind_mcp.tools import kill, logs, ps, result, spawn, status, wait
+from overmind_mcp.tools._base import Tool
+
+ALL: list[Tool] = [spawn.TOOL, wait.TOOL, result.TOOL, kill.TOOL, ps.TOOL, logs.TOOL, status.TOOL]
+
+__all__ = ["ALL", "Tool"]

@@ -1,0 +1,57 @@
+"""What every tool shares: finding the supervisor and turning failures into readable tool errors."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+
+from overmind_mcp.errors import OvermindError
+from overmind_mcp.supervisor import Supervisor
+
+logger = logging.getLogger("overmind_mcp")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Tool:
+    fn: Callable[..., Awaitable[Any]]
+    annotations: ToolAnnotations
+
+
+def supervisor(ctx: Context) -> Supervisor:
+    return ctx.request_context.lifespan_context
+
+
+def caller(ctx: Context) -> str | None:
+    """The mission making this call, when a child calls back into the server; None for the root client."""
+    return None
+
+
+def readable_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Refusals become tool errors that say what to fix; a bug becomes a short note, never a traceback."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except OvermindError as exc:
+            raise ToolError(str(exc)) from None
+        except ToolError:
+            raise
+        except Exception as exc:
+            logger.exception("%s failed", fn.__name__)
+            raise ToolError(
+                f"internal error ({type(exc).__name__}: {exc}); no mission was changed by this failure. "
+                "The server log has the details."
+            ) from None
+
+    return wrapper

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.server.mcpserver import Context
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+from overmind_mcp.models import Spawned, SpawnRequest
+from overmind_mcp.providers.claude import PermissionMode
+from overmind_mcp.tools._base import Tool, caller, readable_errors, supervisor
+
+
+@readable_errors
+async def spawn(
+    ctx: Context,
+    prompt: Annotated[
+        str | None, Field(description="Task for a new Claude Code child: what to do, context, files, success criteria")
+    ] = None,
+    command: Annotated[
+        list[str] | None, Field(description="Instead of prompt: a program to run, as an argv list (no shell)")
+    ] = None,
+    name: Annotated[
+        str | None, Field(description="Unique, descriptive name (e.g. fix-auth-tests); generated if omitted")
+    ] = None,
+    parent: Annotated[str | None, Field(description="Id or name of the parent mission")] = None,
+    cwd: Annotated[str | None, Field(description="Working directory; defaults to the parent's or the server's")] = None,
+    model: str | None = None,
+    allowed_tools: Annotated[
+        list[str] | None, Field(description='Tools the child may use, e.g. ["Read", "Edit", "Bash(git *)"]')
+    ] = None,
+    disallowed_tools: list[str] | None = None,
+    permission_mode: PermissionMode | None = None,
+    max_turns: Annotated[int | None, Field(ge=1)] = None,
+    max_budget_usd: Annotated[float | None, Field(gt=0)] = None,
+    timeout_s: Annotated[float | None, Field(gt=0, description="Wall-clock limit; the child is ended after it")] = None,
+    append_system_prompt: str | None = None,
+    env: Annotated[dict[str, str] | None, Field(description="Extra environment variables for the child")] = None,
+) -> Spawned:
+    """Start a child agent (a `claude -p` task) or a command, and return its id at once.
+
+    Use it to delegate a self-contained subtask; then `wait` for it and read its `result`.
+    """
+    request = SpawnRequest(
+        prompt=prompt,
+        command=command,
+        name=name,
+        parent=parent,
+        cwd=cwd,
+        model=model,
+        allowed_tools=allowed_tools or [],
+        disallowed_tools=disallowed_tools or [],
+        permission_mode=permission_mode,
+        max_turns=max_turns,
+        max_budget_usd=max_budget_usd,
+        timeout_s=timeout_s,
+        append_system_prompt=append_system_prompt,
+        env=env or {},
+    )
+    return await supervisor(ctx).spawn(request, caller=caller(ctx))
+
+
+TOOL = Tool(spawn, ToolAnnotations(title="Spawn a child agent", destructiveHint=False, openWorldHint=True))
