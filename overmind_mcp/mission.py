@@ -18,6 +18,7 @@ from overmind_mcp.events import (
     Event,
     Init,
     PermissionDenied,
+    PlainText,
     Result,
     ToolResult,
     ToolUse,
@@ -76,6 +77,10 @@ class Activity:
                 if len(self.denials) < _MAX_DENIALS:
                     self.denials.append(event)
                 return True
+            case PlainText(text=text):
+                # A command's output is its only sign of progress.
+                self.last_text = text[:_LAST_TEXT_CHARS]
+                return True
             case Result(cost_usd=cost, num_turns=num_turns, session_id=session_id):
                 self.result = event
                 self.in_tool = False
@@ -111,9 +116,11 @@ class Activity:
         if self.in_tool and self.last_tool:
             return f"turn {self.turns}: running {self.last_tool}"
         if self.last_text:
-            return f"turn {self.turns}: {self.last_text[:80]}"
+            return f"turn {self.turns}: {self.last_text[:80]}" if self.turns else self.last_text[:80]
         if self.api_retries:
             return f"retrying the API ({self.api_retries} retries)"
+        if self.session_id:
+            return "waiting for the model"
         return None
 
 
@@ -128,6 +135,8 @@ class Mission:
     stop_reason: str | None = None
     ended_by: str | None = None
     children: set[str] = field(default_factory=set)
+    # The scope supervising it; cancelled only to leave a detached mission running at shutdown.
+    scope: anyio.CancelScope | None = None
 
     @property
     def id(self) -> str:

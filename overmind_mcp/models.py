@@ -35,6 +35,9 @@ class SpawnRequest(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0)
     append_system_prompt: str | None = None
     env: dict[str, str] = {}
+    detach: bool = False
+    recall_into_prompt: bool = False
+    remember_result: bool = False
 
 
 class Spawned(BaseModel):
@@ -134,7 +137,9 @@ class LogPage(BaseModel):
     events: list[dict[str, Any]] = []
     cursor: int
     next_cursor: int = Field(description="pass as `cursor` to read on")
-    more: bool = Field(description="true while more output is available or may still come")
+    more: bool = Field(
+        description="more output is there now: read on with next_cursor (a running mission may add more later)"
+    )
 
 
 class ServerStatus(BaseModel):

@@ -11,6 +11,11 @@ so its process-group id cannot be reused, and killing the group then reaches exa
 the leftovers of this child (grandchildren that ignored SIGTERM, stray background
 jobs) and nothing else. Only then is the leader reaped. A mission's process group
 never outlives its leader.
+
+A child adopted from an earlier server (after a crash) is not our child: its exit is
+still awaited on a pidfd, but its exit status is gone with the server that reaped it,
+and every signal first checks that the pid still names the process we started (pid
+plus kernel start time); leftovers of its group are found by their mission id.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ class ExitStatus:
     signal: int | None
 
     @property
+    def known(self) -> bool:
+        return self.code is not None or self.signal is not None
+
+    @property
     def returncode(self) -> int | None:
         """Shell-style: the exit code, or -N for death by signal N (as subprocess does)."""
         if self.signal is not None:
@@ -50,8 +59,14 @@ class ChildProcess:
     start_time: float
     stdin: int | None = None
     exit_status: ExitStatus | None = None
+    # None for our own child; the mission id for a process adopted from an earlier server.
+    adopted_for: str | None = None
     _exited: anyio.Event = field(default_factory=anyio.Event)
     _reaped: bool = False
+
+    @classmethod
+    def adopt(cls, pid: int, start_time: float, mission_id: str) -> ChildProcess:
+        return cls(pid=pid, start_time=start_time, adopted_for=mission_id)
 
     @property
     def pgid(self) -> int:
@@ -64,11 +79,14 @@ class ChildProcess:
     def signal_group(self, sig: signal.Signals) -> bool:
         """Send `sig` to the child's whole process group. False if it has already ended.
 
-        Safe against pid reuse: the group is only signalled while its leader is
-        unreaped, and an unreaped pid cannot be given to another process.
+        Safe against pid reuse: our own child's group is only signalled while its leader
+        is unreaped (an unreaped pid cannot be given to another process); an adopted one
+        only while its pid still has the start time we recorded.
         """
-        if self._reaped:
+        if self._reaped or self.pid <= 0:  # killpg(0) would signal our own group
             return False
+        if self.adopted_for is not None and not same_process(self.pid, self.start_time):
+            return bool(kill_leftovers(self.pgid, self.adopted_for, sig))
         try:
             os.killpg(self.pgid, sig)
         except ProcessLookupError:
@@ -80,6 +98,8 @@ class ChildProcess:
 
         Must be called by exactly one task (the mission's supervisor); others use `wait_exited`.
         """
+        if self.adopted_for is not None:
+            return await self._wait_adopted(self.adopted_for)
         pidfd = os.pidfd_open(self.pid)
         try:
             await anyio.wait_readable(pidfd)
@@ -97,9 +117,29 @@ class ChildProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pgid, signal.SIGKILL)
         os.waitpid(self.pid, 0)  # noqa: ASYNC222
+        return self._ended()
+
+    async def _wait_adopted(self, mission_id: str) -> ExitStatus:
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            pidfd = None
+        if pidfd is not None:
+            try:
+                if same_process(self.pid, self.start_time):
+                    await anyio.wait_readable(pidfd)
+            finally:
+                os.close(pidfd)
+        # Whoever reaped it kept its exit status; what we know comes from its output.
+        self.exit_status = ExitStatus(code=None, signal=None)
+        kill_leftovers(self.pgid, mission_id, signal.SIGKILL)
+        return self._ended()
+
+    def _ended(self) -> ExitStatus:
         self._reaped = True
         self.close_stdin()
         self._exited.set()
+        assert self.exit_status is not None
         return self.exit_status
 
     async def wait_exited(self) -> ExitStatus:
@@ -181,3 +221,29 @@ def process_start_time(pid: int) -> float | None:
         return psutil.Process(pid).create_time()
     except psutil.Error:
         return None
+
+
+def same_process(pid: int, start_time: float | None) -> bool:
+    """Whether `pid` still names the process that started at `start_time` (never trust a bare pid)."""
+    current = process_start_time(pid)
+    return current is not None and start_time is not None and abs(current - start_time) < 0.01
+
+
+def kill_leftovers(pgid: int, mission_id: str, sig: signal.Signals) -> int:
+    """Signal the processes of a group whose leader is gone and was not ours to reap.
+
+    The group id alone could in principle have been reused, so each process must also
+    carry the mission's id in its environment (children inherit it). Returns how many.
+    """
+    if pgid <= 0:
+        return 0
+    signalled = 0
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) != pgid or process.environ().get("OVERMIND_MISSION_ID") != mission_id:
+                continue
+            process.send_signal(sig)
+            signalled += 1
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+    return signalled

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from mcp.server.mcpserver import MCPServer
 
-from overmind_mcp import __version__, tools
+from overmind_mcp import __version__, resources, tools
 from overmind_mcp.settings import Settings
 from overmind_mcp.supervisor import Supervisor
 
@@ -16,6 +16,8 @@ overmind runs child agents for you. spawn starts a child (a `claude -p` task or 
 at once; wait blocks until children end or a timeout passes (a timeout is a normal answer: wait again);
 result gives a child's final answer, errors and cost; kill ends children and their subtrees; ps lists missions
 (tree=true for the whole tree); logs pages through a child's output. Ids and names are interchangeable.
+remember, recall and forget are a memory shared with your children and later sessions: recall before
+starting work, remember decisions and findings.
 """
 
 
@@ -39,4 +41,12 @@ def create_server(
     )
     for tool in tools.ALL:
         server.add_tool(tool.fn, annotations=tool.annotations, structured_output=True)
+    for resource in resources.ALL:
+        server.resource(
+            resource.uri,
+            name=resource.name,
+            description=resource.description,
+            mime_type=resource.mime_type,
+            security=resource.security,
+        )(resource.fn)
     return server

@@ -14,6 +14,8 @@ class Settings(BaseModel):
 
     home: Path = Field(default_factory=lambda: Path("~/.overmind").expanduser())
     """State directory: the database and every mission's output."""
+    project_dir: Path | None = None
+    """The project this server serves (the default memory namespace); else $CLAUDE_PROJECT_DIR, else the cwd."""
     claude_bin: str = "claude"
     """The Claude Code CLI to run: a name looked up on PATH, or a path."""
     kill_grace_s: float = Field(default=3.0, ge=0)
@@ -22,6 +24,8 @@ class Settings(BaseModel):
     """Readable output lines kept in memory per running mission; the full output is on disk."""
     wait_heartbeat_s: float = Field(default=10.0, gt=0)
     """How often `wait` reports progress when nothing changes."""
+    retention_days: float = Field(default=30.0, ge=0)
+    """Whole mission trees that ended longer ago than this are deleted at start-up (0 keeps all)."""
     result_text_chars: int = Field(default=20_000, ge=100)
     """Longest final answer a result carries; longer ones are cut and say so."""
 
@@ -32,13 +36,17 @@ class Settings(BaseModel):
         for name in cls.model_fields:
             raw = environ.get(f"OVERMIND_{name.upper()}")
             if raw:
-                values[name] = Path(raw).expanduser() if name == "home" else raw
+                values[name] = Path(raw).expanduser() if name in ("home", "project_dir") else raw
         values.update(overrides)
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
             problems = "; ".join(f"OVERMIND_{str(error['loc'][0]).upper()}: {error['msg']}" for error in exc.errors())
             raise ValueError(f"bad setting: {problems}") from None
+
+    @property
+    def project(self) -> Path:
+        return self.project_dir or Path(os.environ.get("CLAUDE_PROJECT_DIR") or Path.cwd())
 
     @property
     def database_path(self) -> Path:

@@ -64,6 +64,17 @@ _MIGRATIONS: list[str] = [
     ) STRICT;
     CREATE INDEX events_mission ON events(mission_id, id);
     """,
+    # 2: server processes sharing the database, and stop requests between them.
+    """
+    CREATE TABLE servers (
+        id TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        proc_start REAL NOT NULL,
+        started_at REAL NOT NULL,
+        stopped_at REAL
+    ) STRICT;
+    ALTER TABLE missions ADD COLUMN stop_request TEXT;
+    """,
 ]
 
 
@@ -96,6 +107,8 @@ class MissionRow:
     cost_usd: float | None = None
     num_turns: int = 0
     restarts: int = 0
+    # Set by a process that ends a mission another server supervises, so the owner records why.
+    stop_request: str | None = None
 
 
 _COLUMNS = tuple(f.name for f in fields(MissionRow))
@@ -218,6 +231,60 @@ class Store:
         async with self._db.execute("SELECT coalesce(sum(cost_usd), 0) FROM missions") as cursor:
             row = await cursor.fetchone()
         return float(row[0]) if row else 0.0
+
+    async def register_server(self, server_id: str, pid: int, proc_start: float, started_at: float) -> None:
+        await self._db.execute(
+            "INSERT INTO servers (id, pid, proc_start, started_at) VALUES (?, ?, ?, ?)",
+            (server_id, pid, proc_start, started_at),
+        )
+
+    async def server_stopped(self, server_id: str, at: float) -> None:
+        await self._db.execute("UPDATE servers SET stopped_at = ? WHERE id = ?", (at, server_id))
+
+    async def servers(self, ids: Iterable[str]) -> dict[str, tuple[int, float, float | None]]:
+        """pid, process start time and stop time of each server, by id."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        query = f"SELECT id, pid, proc_start, stopped_at FROM servers WHERE id IN ({', '.join('?' for _ in ids)})"
+        async with self._db.execute(query, ids) as cursor:
+            return {row[0]: (row[1], row[2], row[3]) for row in await cursor.fetchall()}
+
+    async def claim(self, mission_id: str, previous_owner: str | None, new_owner: str) -> bool:
+        """Take over a live mission from a server that has gone; False if another server was quicker."""
+        cursor = await self._db.execute(
+            "UPDATE missions SET server_id = ? WHERE id = ? AND server_id IS ? AND status IN ('queued', 'running')",
+            (new_owner, mission_id, previous_owner),
+        )
+        return cursor.rowcount == 1
+
+    async def prune(self, ended_before: float) -> list[MissionRow]:
+        """Delete whole trees whose every mission ended before `ended_before`; returns what was deleted."""
+        columns = ", ".join(_COLUMNS)
+        query = f"""
+            SELECT {columns} FROM missions WHERE root_id IN (
+                SELECT root_id FROM missions GROUP BY root_id
+                HAVING sum(status IN ('queued', 'running')) = 0 AND max(ended_at) < ?
+            )
+        """
+        async with self._db.execute(query, (ended_before,)) as cursor:
+            doomed = [_from_sql(row) for row in await cursor.fetchall()]
+        if doomed:
+            # Children first, so no foreign key points at a deleted row mid-statement.
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for row in sorted(doomed, key=lambda row: -row.depth):
+                    await self._db.execute("DELETE FROM missions WHERE id = ?", (row.id,))
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+        return doomed
+
+    async def integrity_check(self) -> str:
+        async with self._db.execute("PRAGMA integrity_check") as cursor:
+            row = await cursor.fetchone()
+        return str(row[0]) if row else "no answer"
 
     async def add_event(self, mission_id: str, at: float, kind: str, data: dict[str, Any]) -> None:
         await self._db.execute(

@@ -9,7 +9,9 @@ wakes whoever waits.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import signal
 import time
 from collections import deque
@@ -24,6 +26,8 @@ import anyio.abc
 import anyio.lowlevel
 
 from overmind_mcp import __version__
+from overmind_mcp.akasha import FILENAME as AKASHA_FILENAME
+from overmind_mcp.akasha import Akasha
 from overmind_mcp.errors import Conflict, InvalidRequest, NotFound
 from overmind_mcp.events import Event, to_text
 from overmind_mcp.mission import Mission
@@ -44,11 +48,21 @@ from overmind_mcp.models import (
 )
 from overmind_mcp.names import check_name, new_id, new_name
 from overmind_mcp.output import LineReader, read_page, tail_bytes
-from overmind_mcp.process import ExitStatus, spawn
+from overmind_mcp.process import (
+    ChildProcess,
+    ExitStatus,
+    kill_leftovers,
+    process_start_time,
+    same_process,
+    spawn,
+)
 from overmind_mcp.providers import claude, raw
+from overmind_mcp.recovery import find_orphans
 from overmind_mcp.settings import Settings
 from overmind_mcp.store import MissionRow, Store
-from overmind_mcp.watch import FileWatcher
+from overmind_mcp.watch import FileWatcher, Wakeup
+
+logger = logging.getLogger("overmind_mcp")
 
 ProgressCallback = Callable[[float, float | None, str], Awaitable[None]]
 
@@ -85,8 +99,17 @@ class Broadcast:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, store: Store, watcher: FileWatcher, task_group: anyio.abc.TaskGroup):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        watcher: FileWatcher,
+        task_group: anyio.abc.TaskGroup,
+        akasha: Akasha,
+    ):
         self.settings = settings
+        # Shared memory; the supervisor only uses it for `recall_into_prompt` and `remember_result`.
+        self.akasha = akasha
         self.server_id = new_id()
         self._store = store
         self._watcher = watcher
@@ -104,11 +127,14 @@ class Supervisor:
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         settings.missions_dir.mkdir(exist_ok=True, mode=0o700)
         store = await Store.open(settings.database_path)
+        akasha: Akasha | None = None
         try:
+            akasha = await Akasha.open(settings.home / AKASHA_FILENAME, project_dir=settings.project)
             async with anyio.create_task_group() as task_group:
                 watcher = FileWatcher()
                 task_group.start_soon(watcher.run)
-                supervisor = cls(settings, store, watcher, task_group)
+                supervisor = cls(settings, store, watcher, task_group, akasha)
+                await supervisor._start()
                 try:
                     yield supervisor
                 finally:
@@ -117,13 +143,54 @@ class Supervisor:
                     task_group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
+                if akasha is not None:
+                    await akasha.close()
                 await store.close()
+
+    async def _start(self) -> None:
+        """Register this server, take over what crashed servers left behind, prune old missions."""
+        me = os.getpid()
+        await self._store.register_server(self.server_id, me, process_start_time(me) or 0.0, time.time())
+        orphans = await find_orphans(self._store, self.server_id)
+        for row in orphans.running:
+            mission = Mission(row, deque(maxlen=self.settings.tail_lines))
+            mission.process = ChildProcess.adopt(row.pid or 0, row.proc_start or 0.0, row.id)
+            self._live[row.id] = mission
+            await self._store.add_event(row.id, time.time(), "adopted", {"server": self.server_id})
+            self._tasks.start_soon(self._supervise, mission)
+        for row in orphans.ended:
+            await self._settle(row)
+        if self.settings.retention_days:
+            pruned = await self._store.prune(time.time() - self.settings.retention_days * 86400)
+            for row in pruned:
+                shutil.rmtree(Path(row.output_path).parent, ignore_errors=True)
+
+    async def _settle(self, row: MissionRow) -> None:
+        """Record the end of a mission whose process ended while no server was watching."""
+        mission = Mission(row, deque(maxlen=self.settings.tail_lines))
+        ended_at = self._replay(mission)
+        if row.pgid is not None:
+            kill_leftovers(row.pgid, row.id, signal.SIGKILL)
+        await self._finish(mission, ExitStatus(code=None, signal=None), ended_at=ended_at)
+
+    def _replay(self, mission: Mission) -> float | None:
+        """Fold a mission's whole output in; returns when its output last changed."""
+        output, stderr = Path(mission.row.output_path), Path(mission.row.stderr_path)
+        if not output.exists():
+            return None
+        with LineReader(output) as reader:
+            while self._ingest(mission, reader, final=True) is not None:
+                pass
+        return max(path.stat().st_mtime for path in (output, stderr) if path.exists())
 
     # -- spawn -------------------------------------------------------------------------------
 
     async def spawn(self, request: SpawnRequest, caller: str | None = None) -> Spawned:
         provider, argv_for = self._plan(request)
         parent = await self._parent_for(request.parent or caller)
+        if request.recall_into_prompt and request.prompt:
+            request = await self._with_memories(request, parent)
+            provider, argv_for = self._plan(request)
         cwd = self._cwd_for(request.cwd, parent)
         mission_id = new_id()
         directory = self.settings.missions_dir / mission_id
@@ -176,6 +243,15 @@ class Supervisor:
         self._changed.fire()
         return Spawned(id=row.id, name=row.name, status="running", parent=row.parent_id, pid=row.pid)
 
+    async def _with_memories(self, request: SpawnRequest, parent: MissionRow | None) -> SpawnRequest:
+        """The request with the memories most relevant to its prompt added to the system prompt."""
+        scope = self.akasha.scope(root_id=parent.root_id if parent else None)
+        block = await self.akasha.context_for_prompt(request.prompt or "", scope.visible())
+        if not block:
+            return request
+        system = "\n\n".join(part for part in (request.append_system_prompt, block) if part)
+        return request.model_copy(update={"append_system_prompt": system})
+
     def _plan(self, request: SpawnRequest) -> tuple[str, Callable[[Mission], list[str]]]:
         """Which provider runs the request, and how its argv is built. Raises on bad input."""
         has_prompt, has_command = request.prompt is not None, request.command is not None
@@ -189,7 +265,7 @@ class Supervisor:
                 name
                 for name in ("model", "permission_mode", "max_turns", "max_budget_usd", "append_system_prompt")
                 if getattr(request, name) is not None
-            ] + [name for name in ("allowed_tools", "disallowed_tools") if getattr(request, name)]
+            ] + [name for name in ("allowed_tools", "disallowed_tools", "recall_into_prompt") if getattr(request, name)]
             if claude_only:
                 raise InvalidRequest(f"{', '.join(claude_only)} only apply to Claude tasks (`prompt`), not `command`")
             return "raw", lambda _mission: list(command)
@@ -245,11 +321,15 @@ class Supervisor:
         assert process is not None
         timeout_s = mission.row.options.get("timeout_s")
         # Shielded: a cancellation from outside (the server being stopped) must not stop us
-        # from reaping the child and recording how it ended; `shutdown` ends the child instead.
-        with anyio.CancelScope(shield=True), self._watcher.watch(Path(mission.row.output_path)) as wakeup:
+        # from reaping the child and recording how it ended; `shutdown` ends the child
+        # instead, or cancels this scope for a detached mission it leaves running.
+        mission.scope = anyio.CancelScope(shield=True)
+        with mission.scope, self._watcher.watch(Path(mission.row.output_path)) as wakeup:
             async with anyio.create_task_group() as guards:
                 if timeout_s:
-                    guards.start_soon(self._enforce_timeout, mission, timeout_s)
+                    # An adopted mission keeps the time it has left.
+                    remaining = timeout_s - (time.time() - (mission.row.started_at or time.time()))
+                    guards.start_soon(self._enforce_timeout, mission, max(remaining, 0.0))
                 async with anyio.create_task_group() as follow:
                     follow.start_soon(self._follow, mission, wakeup)
                     exit_status = await process.wait()
@@ -257,23 +337,31 @@ class Supervisor:
                 guards.cancel_scope.cancel()
             await self._finish(mission, exit_status)
 
-    async def _follow(self, mission: Mission, wakeup: Any) -> None:
+    async def _follow(self, mission: Mission, wakeup: Wakeup) -> None:
         assert mission.process is not None
-        parse = claude.parse_line if mission.row.provider == "claude" else raw.parse_line
         with LineReader(Path(mission.row.output_path)) as reader:
             while True:
                 # Checked before reading, so the read that follows sees everything the child wrote.
                 exited = not mission.process.running
-                while (lines := reader.read_chunk(final=exited)) is not None:
-                    changed = False
-                    for _end, line in lines:
-                        changed |= mission.ingest(parse(line))
+                while (changed := self._ingest(mission, reader, final=exited)) is not None:
                     if changed:
                         await self._on_progress(mission)
                     await anyio.lowlevel.checkpoint()
                 if exited:
                     return
                 await wakeup.wait()
+
+    @staticmethod
+    def _ingest(mission: Mission, reader: LineReader, *, final: bool) -> bool | None:
+        """Fold the next chunk of output into the mission; None when there is nothing more to read."""
+        lines = reader.read_chunk(final=final)
+        if lines is None:
+            return None
+        parse = claude.parse_line if mission.row.provider == "claude" else raw.parse_line
+        changed = False
+        for _end, line in lines:
+            changed |= mission.ingest(parse(line))
+        return changed
 
     async def _on_progress(self, mission: Mission) -> None:
         session_id = mission.activity.session_id
@@ -289,17 +377,23 @@ class Supervisor:
             mission.stop_reason = "timed_out"
             await self._terminate(mission, force=False)
 
-    async def _finish(self, mission: Mission, exit_status: ExitStatus) -> None:
+    async def _finish(self, mission: Mission, exit_status: ExitStatus, *, ended_at: float | None = None) -> None:
         row = mission.row
+        if mission.stop_reason is None:
+            # Another process (a second server, the overmind command) may have ended it on request.
+            stored = await self._store.get(row.id)
+            if stored is not None and stored.stop_request:
+                mission.stop_reason = "stopped"
+                mission.ended_by = stored.stop_request
         row.status, row.end_reason = self._outcome(mission, exit_status)
         row.exit_code = exit_status.returncode
-        row.ended_at = time.time()
+        row.ended_at = ended_at or time.time()
         row.result = self._result_record(mission)
         row.cost_usd = mission.activity.cost_usd
         row.num_turns = mission.activity.turns
         row.session_id = mission.activity.session_id or row.session_id
         # Waiters first: the output file already holds everything the store would say.
-        del self._live[row.id]
+        self._live.pop(row.id, None)
         self._finished[row.id] = mission
         if len(self._finished) > _RECENT_FINISHED:
             del self._finished[next(iter(self._finished))]
@@ -316,17 +410,30 @@ class Supervisor:
             num_turns=row.num_turns,
             session_id=row.session_id,
         )
+        if row.options.get("remember_result"):
+            try:
+                await self.akasha.remember_result(row)
+            except Exception:
+                # The mission's outcome is recorded already; a memory that failed to save must not undo that.
+                logger.exception("could not remember the result of %s", row.id)
 
     def _outcome(self, mission: Mission, exit_status: ExitStatus) -> tuple[str, str | None]:
-        how = _describe_exit(exit_status)
         if mission.stop_reason == "timed_out":
             return "timed_out", f"timeout_s passed; ended by {mission.ended_by}"
         if mission.stop_reason is not None:
-            status = "killed" if mission.ended_by == "SIGKILL" else "stopped"
-            return status, f"ended on request by {mission.ended_by}"
+            killed = mission.ended_by == "SIGKILL" or exit_status.signal == signal.SIGKILL
+            why = "the server shut down" if mission.stop_reason == "shutdown" else "ended on request"
+            return ("killed" if killed else "stopped"), f"{why}; ended by {mission.ended_by}"
+        result = mission.activity.result
+        if not exit_status.known:
+            # Adopted after a server crash: whoever reaped it took its exit status along.
+            if mission.row.provider == "claude" and result is not None:
+                verdict = "failed" if result.is_error else "succeeded"
+                return verdict, "it ended after a server restart: its outcome is its result line (exit code unknown)"
+            return "lost", "it ended while no server could see its exit status, and left no result"
+        how = _describe_exit(exit_status)
         if mission.row.provider == "raw":
             return ("succeeded", None) if exit_status.code == 0 else ("failed", how)
-        result = mission.activity.result
         if result is None:
             return "failed", f"{how} without a result"
         if result.is_error:
@@ -388,10 +495,46 @@ class Supervisor:
 
     async def _kill_one(self, row: MissionRow, force: bool, how: dict[str, str]) -> None:
         mission = self._live.get(row.id)
-        if mission is None:
-            how[row.id] = f"already {row.status}" if row.status not in LIVE else "owned by another server"
-            return
-        how[row.id] = await self._terminate(mission, force=force)
+        if mission is not None:
+            how[row.id] = await self._terminate(mission, force=force)
+        elif row.status in LIVE:
+            how[row.id] = await self._terminate_foreign(row, force=force)
+        else:
+            how[row.id] = f"already {row.status}"
+
+    async def _terminate_foreign(self, row: MissionRow, *, force: bool) -> str:
+        """End a mission another server supervises: signal its verified process, let the owner record it."""
+        if row.pid is None or not same_process(row.pid, row.proc_start):
+            return "its process had already ended"
+        # Recorded first, so the owner reports a stop on request, not a crash.
+        await self._store.update(row.id, stop_request="SIGKILL" if force else "SIGINT")
+        process = ChildProcess.adopt(row.pid, row.proc_start or 0.0, row.id)
+        ended_by = "SIGKILL"
+        for sig in [] if force else [signal.SIGINT, signal.SIGTERM]:
+            process.signal_group(sig)
+            with anyio.move_on_after(self.settings.kill_grace_s):
+                await process.wait()
+                ended_by = sig.name
+                break
+        if process.running:
+            await self._store.update(row.id, stop_request="SIGKILL")
+            process.signal_group(signal.SIGKILL)
+            await process.wait()
+        await self._until_recorded([row.id], within=self.settings.kill_grace_s + 2)
+        return ended_by
+
+    async def _until_recorded(self, mission_ids: list[str], *, within: float) -> None:
+        """Wait until the store shows these missions ended (another process records them)."""
+        with anyio.move_on_after(within), self._watcher.watch(self._wal_path()) as wakeup:
+            while True:
+                rows = [await self._store.get(mission_id) for mission_id in mission_ids]
+                if all(row is None or row.status not in LIVE for row in rows):
+                    return
+                await wakeup.wait()
+
+    def _wal_path(self) -> Path:
+        # Every commit to the database, by any process, writes to its write-ahead log.
+        return self.settings.database_path.with_name(self.settings.database_path.name + "-wal")
 
     async def _terminate(self, mission: Mission, *, force: bool) -> str:
         """End a mission's whole process group: SIGINT, then SIGTERM, then SIGKILL (or SIGKILL at once)."""
@@ -414,15 +557,19 @@ class Supervisor:
         return mission.ended_by or "SIGKILL"
 
     async def shutdown(self) -> None:
-        """End every mission this server runs (the server is going away)."""
-        live = list(self._live.values())
-        if not live:
-            return
-        for mission in live:
-            mission.stop_reason = mission.stop_reason or "stopped"
+        """End every mission this server runs, except detached ones (the server is going away)."""
+        staying = [m for m in self._live.values() if m.row.options.get("detach")]
+        going = [m for m in self._live.values() if not m.row.options.get("detach")]
+        for mission in staying:
+            # Left running, and in the store as running: the next server re-adopts it.
+            if mission.scope is not None:
+                mission.scope.cancel()
+        for mission in going:
+            mission.stop_reason = mission.stop_reason or "shutdown"
         async with anyio.create_task_group() as task_group:
-            for mission in live:
+            for mission in going:
                 task_group.start_soon(self._terminate_quietly, mission)
+        await self._store.server_stopped(self.server_id, time.time())
 
     async def _terminate_quietly(self, mission: Mission) -> None:
         await self._terminate(mission, force=False)
@@ -442,21 +589,55 @@ class Supervisor:
         if timeout_s < 0:
             raise InvalidRequest("timeout_s must be 0 or more (seconds)")
         ids = list(dict.fromkeys([(await self._resolve(ref)).id for ref in refs]))
+        async with anyio.create_task_group() as relay:
+            foreign = {
+                mission_id
+                for mission_id in ids
+                if mission_id not in self._live and (await self._row(mission_id)).status in LIVE
+            }
+            if foreign:
+                relay.start_soon(self._relay_store_changes)
+            answer = await self._wait_loop(ids, foreign, mode, timeout_s, on_progress)
+            relay.cancel_scope.cancel()
+        return answer
+
+    async def _relay_store_changes(self) -> None:
+        """Wake waiters whenever any process commits to the store (for missions other servers run)."""
+        with self._watcher.watch(self._wal_path()) as wakeup:
+            while True:
+                await wakeup.wait()
+                self._changed.fire()
+
+    async def _wait_loop(
+        self,
+        ids: list[str],
+        foreign: set[str],
+        mode: Literal["all", "any"],
+        timeout_s: float,
+        on_progress: ProgressCallback | None,
+    ) -> WaitResult:
         started = time.monotonic()
         deadline = started + timeout_s
-        last_report = started
+        last_report, reported_done, last_elapsed = started, -1, -1.0
         while True:
-            done = [mission_id for mission_id in ids if self._is_done(mission_id)]
+            for mission_id in list(foreign):
+                row = await self._store.get(mission_id)
+                if row is None or row.status not in LIVE:
+                    foreign.discard(mission_id)
+            done = [mission_id for mission_id in ids if mission_id not in foreign and self._is_done(mission_id)]
             satisfied = len(done) == len(ids) if mode == "all" else bool(done)
             now = time.monotonic()
             if satisfied or now >= deadline:
                 break
+            # Report each completion at once, other news at most once a second, and a
+            # heartbeat when nothing happens, so the caller always sees the wait is alive.
+            if on_progress is not None and (len(done) != reported_done or now - last_report >= _WAIT_REPORT_INTERVAL_S):
+                # Progress must grow with every notification, even two in the same millisecond.
+                elapsed = max(round(now - started, 3), round(last_elapsed + 0.001, 3))
+                last_report, reported_done, last_elapsed = now, len(done), elapsed
+                await on_progress(elapsed, timeout_s, self._describe_wait(ids, len(done)))
             with anyio.move_on_after(min(deadline - now, self.settings.wait_heartbeat_s)):
                 await self._changed.wait()
-            now = time.monotonic()
-            if on_progress is not None and now - last_report >= _WAIT_REPORT_INTERVAL_S:
-                last_report = now
-                await on_progress(round(now - started, 3), timeout_s, self._describe_wait(ids))
         return WaitResult(
             done=[await self.result(mission_id) for mission_id in done],
             pending=[await self._summary(await self._row(mission_id)) for mission_id in ids if mission_id not in done],
@@ -468,8 +649,7 @@ class Supervisor:
         # A mission not live here has ended (or belongs to another server; see the store).
         return mission is None or mission.ended.is_set()
 
-    def _describe_wait(self, ids: list[str]) -> str:
-        done = sum(self._is_done(mission_id) for mission_id in ids)
+    def _describe_wait(self, ids: list[str], done: int) -> str:
         parts = [f"{done}/{len(ids)} done"]
         for mission_id in ids:
             mission = self._live.get(mission_id)
@@ -553,7 +733,7 @@ class Supervisor:
             status=row.status,  # type: ignore[arg-type]
             cursor=cursor,
             next_cursor=next_cursor,
-            more=row.status in LIVE or next_cursor < size,
+            more=next_cursor < size,
         )
         parse = claude.parse_line if row.provider == "claude" else raw.parse_line
         for line in lines:
@@ -577,6 +757,10 @@ class Supervisor:
         )
 
     # -- lookups -------------------------------------------------------------------------------
+
+    async def mission(self, ref: str) -> MissionRow:
+        """A mission's stored row, by id or name; raises NotFound."""
+        return await self._resolve(ref)
 
     async def _resolve(self, ref: str) -> MissionRow:
         """A mission by id, else by name (the live one, else the newest)."""

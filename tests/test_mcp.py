@@ -18,7 +18,7 @@ from tests.conftest import assert_no_leftovers
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = ["spawn", "wait", "result", "kill", "ps", "logs", "status"]
+TOOLS = ["spawn", "wait", "result", "kill", "ps", "logs", "status", "remember", "recall", "forget"]
 
 
 @pytest.fixture

@@ -3,9 +3,20 @@
 Each module holds one tool. `ALL` is the order `tools/list` shows them in.
 """
 
-from overmind_mcp.tools import kill, logs, ps, result, spawn, status, wait
+from overmind_mcp.tools import forget, kill, logs, ps, recall, remember, result, spawn, status, wait
 from overmind_mcp.tools._base import Tool
 
-ALL: list[Tool] = [spawn.TOOL, wait.TOOL, result.TOOL, kill.TOOL, ps.TOOL, logs.TOOL, status.TOOL]
+ALL: list[Tool] = [
+    spawn.TOOL,
+    wait.TOOL,
+    result.TOOL,
+    kill.TOOL,
+    ps.TOOL,
+    logs.TOOL,
+    status.TOOL,
+    remember.TOOL,
+    recall.TOOL,
+    forget.TOOL,
+]
 
 __all__ = ["ALL", "Tool"]

@@ -36,6 +36,15 @@ async def spawn(
     timeout_s: Annotated[float | None, Field(gt=0, description="Wall-clock limit; the child is ended after it")] = None,
     append_system_prompt: str | None = None,
     env: Annotated[dict[str, str] | None, Field(description="Extra environment variables for the child")] = None,
+    detach: Annotated[
+        bool, Field(description="Keep running if this server stops; the next server re-adopts it")
+    ] = False,
+    recall_into_prompt: Annotated[
+        bool, Field(description="Add the shared memories most relevant to the prompt to the child's system prompt")
+    ] = False,
+    remember_result: Annotated[
+        bool, Field(description="Store the child's final answer as a memory of its run")
+    ] = False,
 ) -> Spawned:
     """Start a child agent (a `claude -p` task) or a command, and return its id at once.
 
@@ -56,6 +65,9 @@ async def spawn(
         timeout_s=timeout_s,
         append_system_prompt=append_system_prompt,
         env=env or {},
+        detach=detach,
+        recall_into_prompt=recall_into_prompt,
+        remember_result=remember_result,
     )
     return await supervisor(ctx).spawn(request, caller=caller(ctx))
 

@@ -1,0 +1,245 @@
+"""Crash safety with real server processes: SIGKILL, restarts, shared databases, retention.
+
+The servers here are real `python -m overmind_mcp` stdio processes driven by the SDK's
+client; the children are the stand-in claude and plain commands.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import psutil
+import pytest
+from mcp import Client, StdioServerParameters
+
+from overmind_mcp.models import SpawnRequest
+from overmind_mcp.settings import Settings
+from overmind_mcp.store import Store
+from overmind_mcp.supervisor import Supervisor
+from tests.conftest import assert_no_leftovers, processes_of
+from tests.test_supervisor_raw import until_gone
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def server(settings: Settings) -> AsyncIterator[tuple[Client, psutil.Process]]:
+    env = {
+        **os.environ,
+        "OVERMIND_HOME": str(settings.home),
+        "OVERMIND_CLAUDE_BIN": settings.claude_bin,
+        "OVERMIND_KILL_GRACE_S": "1",
+    }
+    params = StdioServerParameters(command=sys.executable, args=["-m", "overmind_mcp"], env=env)
+    before = {child.pid for child in psutil.Process().children()}
+    async with Client(params, mode="legacy") as client:
+        await client.list_tools()
+        process = next(
+            child
+            for child in psutil.Process().children()
+            if child.pid not in before and "overmind_mcp" in " ".join(child.cmdline())
+        )
+        yield client, process
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+def script(*lines: str) -> str:
+    return "\n".join(["A task.", *(f"fake: {line}" for line in lines)])
+
+
+async def until_printed(client: Client, mission_id: str, text: str) -> None:
+    with anyio.fail_after(20):
+        while not any(text in line for line in (await call(client, "logs", id=mission_id))["lines"]):
+            await call(client, "wait", ids=[mission_id], timeout_s=0.2)
+
+
+async def all_lines(client: Client, mission_id: str) -> list[str]:
+    lines, cursor = [], 0
+    while True:
+        page = await call(client, "logs", id=mission_id, cursor=cursor, limit=500)
+        lines += page["lines"]
+        cursor = page["next_cursor"]
+        if not page["more"]:
+            return lines
+
+
+async def test_sigkill_of_the_server_loses_nothing(settings: Settings) -> None:
+    expected: dict[str, list[str]] = {}
+    kinds: dict[str, str] = {}
+    async with server(settings) as (client, process):
+        for index in range(20):
+            # Even children finish while no server runs; odd ones outlive the downtime.
+            finishes_early = index % 2 == 0
+            said = [f"child {index} line {k}" for k in range(5)]
+            directives = [f"say {line}" for line in said]
+            directives += ["grandchild"] if index == 0 else []
+            directives += ["say ready"]
+            directives += ["sleep 1.5" if finishes_early else "sleep 5", f"answer finished {index}"]
+            spawned = await call(client, "spawn", prompt=script(*directives), name=f"child-{index}")
+            expected[spawned["id"]] = [*said, "ready", f"finished {index}"]
+            kinds[spawned["id"]] = "early" if finishes_early else "late"
+        raw_early = await call(client, "spawn", command=["sh", "-c", "echo raw-early; sleep 1.5"])
+        raw_late = await call(client, "spawn", command=["sh", "-c", "echo raw-late; sleep 5"])
+        for mission_id in expected:
+            await until_printed(client, mission_id, "ready")
+        pids = {entry["id"]: entry for entry in (await call(client, "ps"))["missions"]}
+        assert all(pids[mission_id]["status"] == "running" for mission_id in expected)
+        process.kill()
+        process.wait()
+
+    # While no server runs, the early children end; one leaves a grandchild behind.
+    store = await Store.open(settings.database_path)
+    rows = {row.id: row for row in await store.list()}
+    await store.close()
+    for mission_id, kind in kinds.items():
+        if kind == "early":
+            await until_gone(rows[mission_id].pid or 0, within=20)
+    await until_gone(rows[raw_early["id"]].pid or 0, within=20)
+    orphaned = processes_of(set(rows))
+    assert orphaned, "the early child's grandchild should have outlived its parent"
+
+    async with server(settings) as (client, _process):
+        # Every process still carrying one of our mission ids is tracked by a running mission.
+        listing = {entry["id"]: entry for entry in (await call(client, "ps", limit=1000))["missions"]}
+        assert len(listing) == 22
+        for leftover in processes_of(set(rows)):
+            mission_id = leftover.environ()["OVERMIND_MISSION_ID"]
+            assert listing[mission_id]["status"] == "running", f"untracked process {leftover.pid}"
+        waited = await call(client, "wait", ids=list(expected), timeout_s=30)
+        assert not waited["timed_out"]
+        results = {result["id"]: result for result in waited["done"]}
+        assert len(results) == 20
+        for mission_id, lines in expected.items():
+            result = results[mission_id]
+            assert result["status"] == "succeeded", result
+            assert result["text"] == lines[-1]
+            assert result["session_id"]
+            assert result["cost_usd"] > 0
+            printed = [
+                line
+                for line in await all_lines(client, mission_id)
+                if not line.startswith(("[", "→", "←", "grandchild pid"))
+            ]
+            assert printed == lines, f"lines lost for {mission_id}"
+        raw = await call(client, "wait", ids=[raw_early["id"], raw_late["id"]], timeout_s=30)
+        for result in raw["done"]:
+            # A command's only outcome is its exit status, which went with the server that reaped it.
+            assert result["status"] == "lost"
+        assert await all_lines(client, raw_early["id"]) == ["raw-early"]
+    await assert_no_leftovers(settings)
+
+
+async def test_sigkill_during_writes_leaves_a_sound_database(settings: Settings) -> None:
+    spawned = 0
+    enough = anyio.Event()
+
+    async def churn(client: Client, worker: int) -> None:
+        nonlocal spawned
+        for index in range(1000):
+            result = await client.call_tool("spawn", {"command": ["true"], "name": f"w{worker}-{index}"})
+            assert not result.is_error
+            spawned += 1
+            if spawned >= 60:
+                enough.set()
+
+    with pytest.raises(BaseException):  # noqa: B017 - the connection dies with the server, mid-call
+        async with server(settings) as (client, process), anyio.create_task_group() as task_group:
+            for worker in range(4):
+                task_group.start_soon(churn, client, worker)
+            with anyio.fail_after(30):
+                await enough.wait()
+            # Killed in the middle of four streams of spawns, each a few writes.
+            process.kill()
+            process.wait()
+    with sqlite3.connect(settings.database_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    async with Supervisor.running(settings) as supervisor:
+        counts = (await supervisor.status()).missions_by_status
+        assert counts.get("running", 0) == 0, counts
+        assert sum(counts.values()) >= 60
+    await assert_no_leftovers(settings)
+
+
+async def test_two_servers_share_one_database(settings: Settings) -> None:
+    async with server(settings) as (first, _a), server(settings) as (second, _b):
+        mine = await call(first, "spawn", command=["sleep", "600"], name="shared-name")
+        refused = await second.call_tool("spawn", {"command": ["true"], "name": "shared-name"})
+        assert refused.is_error and "already used" in refused.content[0].text
+        theirs = await call(second, "spawn", command=["sh", "-c", "sleep 0.5; echo from B"], name="b-task")
+        # Each sees the other's missions, and can wait for them.
+        seen = {entry["name"] for entry in (await call(second, "ps"))["missions"]}
+        assert {"shared-name", "b-task"} <= seen
+        waited = await call(first, "wait", ids=["b-task"], timeout_s=20)
+        assert waited["done"][0]["text"] == "from B"
+        assert waited["done"][0]["id"] == theirs["id"]
+        # A kill from the other server ends the process and the owner records a stop on request.
+        killed = await call(second, "kill", ids=["shared-name"])
+        assert killed["ended"][0]["how"] == "SIGINT"
+        result = await call(first, "result", id=mine["id"])
+        assert result["status"] == "stopped"
+        assert (await call(second, "result", id=mine["id"]))["status"] == "stopped"
+    await assert_no_leftovers(settings)
+
+
+async def test_a_detached_mission_outlives_its_server_and_is_readopted(settings: Settings) -> None:
+    async with server(settings) as (client, _process):
+        kept = await call(client, "spawn", prompt=script("say begun", "sleep 1.5", "answer kept"), detach=True)
+        ended = await call(client, "spawn", command=["sleep", "600"])
+        await until_printed(client, kept["id"], "begun")
+    assert psutil.pid_exists(kept["pid"])
+    async with server(settings) as (client, _process):
+        assert (await call(client, "result", id=ended["id"]))["status"] == "stopped"
+        waited = await call(client, "wait", ids=[kept["id"]], timeout_s=20)
+        assert (waited["done"][0]["status"], waited["done"][0]["text"]) == ("succeeded", "kept")
+    await assert_no_leftovers(settings)
+
+
+async def test_an_adopted_mission_can_be_killed_and_keeps_its_timeout(settings: Settings) -> None:
+    async with server(settings) as (client, process):
+        victim = await call(client, "spawn", prompt=script("say up", "grandchild", "hang"), name="victim")
+        timed = await call(client, "spawn", prompt=script("say up", "hang"), timeout_s=5)
+        await until_printed(client, victim["id"], "grandchild pid")
+        await until_printed(client, timed["id"], "up")
+        log = (await call(client, "logs", id=victim["id"]))["lines"]
+        grandchild = int(next(line for line in log if "grandchild pid" in line).split()[-1])
+        process.kill()
+        process.wait()
+    async with server(settings) as (client, _process):
+        killed = await call(client, "kill", ids=["victim"])
+        assert killed["ended"][0]["status"] in {"stopped", "killed"}
+        await until_gone(grandchild)
+        waited = await call(client, "wait", ids=[timed["id"]], timeout_s=20)
+        assert waited["done"][0]["status"] == "timed_out"
+    await assert_no_leftovers(settings)
+
+
+async def test_results_survive_restarts_and_retention_prunes_old_trees(settings: Settings) -> None:
+    async with Supervisor.running(settings) as supervisor:
+        parent = await supervisor.spawn(SpawnRequest(command=["echo", "old parent"], name="old"))
+        child = await supervisor.spawn(SpawnRequest(command=["echo", "old child"], parent="old"))
+        recent = await supervisor.spawn(SpawnRequest(command=["echo", "recent"]))
+        await supervisor.wait([parent.id, child.id, recent.id], timeout_s=10)
+    async with Supervisor.running(settings) as supervisor:
+        assert (await supervisor.result(child.id)).text == "old child"
+    store = await Store.open(settings.database_path)
+    long_ago = time.time() - 40 * 86400
+    for mission_id in (parent.id, child.id):
+        await store.update(mission_id, ended_at=long_ago)
+    await store.close()
+    async with Supervisor.running(settings) as supervisor:
+        assert {row.id for row in await supervisor._store.list()} == {recent.id}
+        assert not (settings.missions_dir / parent.id).exists()
+        assert (await supervisor.result(recent.id)).text == "recent"
