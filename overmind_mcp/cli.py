@@ -1,4 +1,4 @@
-"""`overmind-mcp`: serve over stdio (the default), or run the demo."""
+"""`overmind-mcp`: serve over stdio (the default) or streamable HTTP, or run the demo."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -13,12 +14,21 @@ import anyio.abc
 from overmind_mcp import __version__
 from overmind_mcp.settings import Settings
 
+if TYPE_CHECKING:
+    from overmind_mcp.supervisor import Supervisor
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="overmind-mcp", description="An MCP server that runs and supervises agents.")
     parser.add_argument("--version", action="version", version=f"overmind-mcp {__version__}")
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="serve MCP over stdio (the default)")
+    serve = commands.add_parser("serve", help="serve MCP over stdio (the default) or, with --http, over HTTP")
+    serve.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
+    serve.add_argument(
+        "--allow-remote", action="store_true", help="allow a non-loopback --host (clients still need the token)"
+    )
     demo = commands.add_parser("demo", help="drive a server through a real MCP client with a stand-in claude")
     demo.add_argument("--claude-bin", help="the claude to run (default: the stand-in from tools/)")
     args = parser.parse_args(argv)
@@ -31,32 +41,67 @@ def main(argv: list[str] | None = None) -> None:
         from overmind_mcp.demo import run_demo
 
         sys.exit(anyio.run(run_demo, args.claude_bin))
-    anyio.run(serve_stdio, settings)
+    if args.command == "serve" and args.http:
+        from overmind_mcp.http import is_loopback
+
+        if not is_loopback(args.host) and not args.allow_remote:
+            parser.exit(2, f"overmind-mcp: --host {args.host} is not a loopback address; add --allow-remote\n")
+        anyio.run(serve_http, settings, args.host, args.port)
+    else:
+        anyio.run(serve_stdio, settings)
 
 
 async def serve_stdio(settings: Settings) -> None:
+    """Serve the session on stdin/stdout, and the children that call back in on a loopback port."""
+    from overmind_mcp import http
     from overmind_mcp.server import create_server
+    from overmind_mcp.supervisor import Supervisor
 
-    stop_signal: list[signal.Signals] = []
-
-    def exit_if_stopped() -> None:
-        # The stdio transport reads stdin on a worker thread that no cancellation can
-        # interrupt. After a stop signal, once the children are ended and the store is
-        # closed, nothing is left to do: exit instead of waiting for stdin to close.
-        if stop_signal:
-            os._exit(128 + stop_signal[0])
-
-    server = create_server(settings, on_closed=exit_if_stopped)
-    async with anyio.create_task_group() as task_group:
-        task_group.start_soon(_stop_on_signals, task_group.cancel_scope, stop_signal)
+    async with Supervisor.running(settings) as supervisor, anyio.create_task_group() as task_group:
+        task_group.start_soon(_stop_on_signals, task_group.cancel_scope, supervisor)
+        server = create_server(supervisor=supervisor)
+        sock = http.bind("127.0.0.1", 0)
+        supervisor.delegation_url = http.url_of(sock)
+        task_group.start_soon(http.serve, http.http_app(server, supervisor.credentials, "127.0.0.1"), sock)
         # Returns at stdin EOF; the supervisor then ends its children on the way out.
         await server.run_stdio_async()
         task_group.cancel_scope.cancel()
 
 
-async def _stop_on_signals(scope: anyio.abc.CancelScope, received: list[signal.Signals]) -> None:
+async def serve_http(settings: Settings, host: str, port: int) -> None:
+    """Serve streamable HTTP to any number of clients sharing one supervisor, with a bearer token."""
+    from overmind_mcp import http
+    from overmind_mcp.server import create_server
+    from overmind_mcp.supervisor import Supervisor
+
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token_path = settings.home / "http-token"
+    token, created = http.load_or_create_token(token_path)
+    try:
+        sock = http.bind(host, port)
+    except OSError as exc:
+        sys.exit(f"overmind-mcp: cannot listen on {host}:{port}: {exc.strerror}")
+    url = http.url_of(sock)
+    if created:
+        print(f"overmind-mcp: new bearer token (kept in {token_path}, mode 0600):\n{token}", file=sys.stderr)
+    print(f"overmind-mcp: serving {url} (Authorization: Bearer <the token in {token_path}>)", file=sys.stderr)
+    async with Supervisor.running(settings) as supervisor, anyio.create_task_group() as task_group:
+        supervisor.credentials.allow_root(token)
+        supervisor.delegation_url = url
+        task_group.start_soon(_stop_on_signals, task_group.cancel_scope, None)
+        server = create_server(supervisor=supervisor)
+        await http.serve(http.http_app(server, supervisor.credentials, host), sock)
+
+
+async def _stop_on_signals(scope: anyio.abc.CancelScope, stdio_supervisor: Supervisor | None) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
-            received.append(signal.Signals(signum))
             scope.cancel()
+            if stdio_supervisor is not None:
+                # The stdio transport reads stdin on a worker thread that no cancellation can
+                # interrupt, so the server would linger until stdin closed. End the children
+                # here (every state change is committed as it happens), then exit.
+                with anyio.CancelScope(shield=True):
+                    await stdio_supervisor.shutdown()
+                os._exit(128 + signum)
             return

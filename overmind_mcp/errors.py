@@ -25,5 +25,9 @@ class SpawnError(OvermindError):
     """The child could not be started."""
 
 
-class PermissionDenied(OvermindError):
-    """The caller may not act on that mission."""
+class AccessDenied(OvermindError):
+    """The caller may not act on that mission (it is outside the caller's subtree)."""
+
+
+class Refused(OvermindError):
+    """A limit or a privilege rule forbids it (depth, fan-out, permissions, budgets)."""

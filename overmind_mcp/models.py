@@ -36,6 +36,7 @@ class SpawnRequest(BaseModel):
     append_system_prompt: str | None = None
     env: dict[str, str] = {}
     detach: bool = False
+    delegate: bool | None = None
     recall_into_prompt: bool = False
     remember_result: bool = False
 
@@ -98,6 +99,7 @@ class MissionSummary(BaseModel):
     age_s: float
     turns: int
     cost_usd: float | None
+    tree_cost_usd: float | None = Field(default=None, description="with tree=true: its cost plus its subtree's")
     doing: str | None = Field(default=None, description="the latest thing a running mission did")
 
 

@@ -1,13 +1,16 @@
-"""The MCP server: the tools over a supervisor that lives as long as the server does."""
+"""The MCP server: the tools, the orchestrator prompt and the memory resources, over a supervisor."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
+from pydantic import Field
 
-from overmind_mcp import __version__, resources, tools
+from overmind_mcp import __version__, prompts, resources, tools
 from overmind_mcp.settings import Settings
 from overmind_mcp.supervisor import Supervisor
 
@@ -17,24 +20,25 @@ at once; wait blocks until children end or a timeout passes (a timeout is a norm
 result gives a child's final answer, errors and cost; kill ends children and their subtrees; ps lists missions
 (tree=true for the whole tree); logs pages through a child's output. Ids and names are interchangeable.
 remember, recall and forget are a memory shared with your children and later sessions: recall before
-starting work, remember decisions and findings.
+starting work, remember decisions and findings. The orchestrate prompt teaches the whole loop.
 """
 
 
-def create_server(
-    settings: Settings | None = None, *, on_closed: Callable[[], None] | None = None
-) -> MCPServer[Supervisor]:
-    """The server; `on_closed` runs once its supervisor has ended every child and closed the store."""
-    settings = settings or Settings.from_env()
+def create_server(settings: Settings | None = None, *, supervisor: Supervisor | None = None) -> MCPServer[Supervisor]:
+    """The MCP server over `supervisor`, or over one of its own that lives as long as its lifespan.
+
+    Pass a supervisor to serve one tree over several transports at once (stdio for the
+    session that started us, HTTP for the children that call back in).
+    """
+    settings = settings or (supervisor.settings if supervisor else Settings.from_env())
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[Supervisor]) -> AsyncIterator[Supervisor]:
-        try:
-            async with Supervisor.running(settings) as supervisor:
-                yield supervisor
-        finally:
-            if on_closed is not None:
-                on_closed()
+        if supervisor is not None:
+            yield supervisor
+            return
+        async with Supervisor.running(settings) as own:
+            yield own
 
     server: MCPServer[Supervisor] = MCPServer(
         "overmind", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan
@@ -49,4 +53,25 @@ def create_server(
             mime_type=resource.mime_type,
             security=resource.security,
         )(resource.fn)
+    server.prompt(name="orchestrate", description="Decompose a task, delegate it to child agents, converge.")(
+        _orchestrate_for(settings)
+    )
     return server
+
+
+def _orchestrate_for(settings: Settings) -> Callable[..., str]:
+    def orchestrate(
+        task: Annotated[str, Field(description="What to get done: an issue's text or a free-form task")],
+        project_root: Annotated[str | None, Field(description="The project directory (default: the server's)")] = None,
+        max_children: Annotated[str, Field(description="Most children to start in total")] = "10",
+        max_retries: Annotated[str, Field(description="Most retries of one subtask")] = "3",
+    ) -> str:
+        """The orchestrator's loop: decompose → spawn → wait → evaluate → decide, with limits."""
+        return prompts.template("orchestrate").safe_substitute(
+            task=task.strip(),
+            project_root=str(Path(project_root or settings.project).expanduser()),
+            max_children=max_children,
+            max_retries=max_retries,
+        )
+
+    return orchestrate

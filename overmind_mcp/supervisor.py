@@ -28,8 +28,9 @@ import anyio.lowlevel
 from overmind_mcp import __version__
 from overmind_mcp.akasha import FILENAME as AKASHA_FILENAME
 from overmind_mcp.akasha import Akasha
-from overmind_mcp.errors import Conflict, InvalidRequest, NotFound
+from overmind_mcp.errors import AccessDenied, Conflict, InvalidRequest, NotFound, Refused
 from overmind_mcp.events import Event, to_text
+from overmind_mcp.identity import ROOT, Caller, Credentials
 from overmind_mcp.mission import Mission
 from overmind_mcp.models import (
     LIVE,
@@ -76,8 +77,10 @@ _HIDDEN_ENV = frozenset(
         "OVERMIND_MISSION_ID",
         "OVERMIND_MISSION_NAME",
         "OVERMIND_PARENT_ID",
+        "OVERMIND_TOKEN",
     }
 )
+_TOKEN_VARIABLE = "OVERMIND_TOKEN"
 _STDERR_EXCERPT_BYTES = 2000
 _WAIT_REPORT_INTERVAL_S = 1.0
 _PAGE_BYTES = 64 * 1024
@@ -119,6 +122,9 @@ class Supervisor:
         self._finished: dict[str, Mission] = {}
         self._changed = Broadcast()
         self._started = time.monotonic()
+        self.credentials = Credentials()
+        # Where delegating children call back in; set by whoever serves the HTTP endpoint.
+        self.delegation_url: str | None = None
 
     @classmethod
     @asynccontextmanager
@@ -185,12 +191,12 @@ class Supervisor:
 
     # -- spawn -------------------------------------------------------------------------------
 
-    async def spawn(self, request: SpawnRequest, caller: str | None = None) -> Spawned:
-        provider, argv_for = self._plan(request)
-        parent = await self._parent_for(request.parent or caller)
+    async def spawn(self, request: SpawnRequest, caller: Caller = ROOT) -> Spawned:
+        provider = _provider_of(request)
+        parent = await self._parent_for(request.parent, caller)
+        request = await self._within_parent(request, parent)
         if request.recall_into_prompt and request.prompt:
             request = await self._with_memories(request, parent)
-            provider, argv_for = self._plan(request)
         cwd = self._cwd_for(request.cwd, parent)
         mission_id = new_id()
         directory = self.settings.missions_dir / mission_id
@@ -210,24 +216,27 @@ class Supervisor:
             created_at=time.time(),
             server_id=self.server_id,
         )
+        argv, secrets = ([*(request.command or [])], {}) if provider == "raw" else self._claude_argv(request, row)
         for _attempt in range(3):
             try:
                 await self._store.insert(row)
                 break
             except Conflict:
                 if request.name:
+                    self.credentials.revoke(row.id)
                     raise
                 row.name = new_name()
         mission = Mission(row, deque(maxlen=self.settings.tail_lines))
         try:
             process = spawn(
-                argv_for(mission),
+                argv,
                 cwd=cwd,
-                env=self._child_env(row, request.env),
+                env=self._child_env(row, {**request.env, **secrets}),
                 stdout_path=Path(row.output_path),
                 stderr_path=Path(row.stderr_path),
             )
         except Exception as exc:
+            self.credentials.revoke(row.id)
             row.status, row.end_reason, row.ended_at = "failed", str(exc), time.time()
             await self._store.update(row.id, status=row.status, end_reason=row.end_reason, ended_at=row.ended_at)
             raise
@@ -243,6 +252,96 @@ class Supervisor:
         self._changed.fire()
         return Spawned(id=row.id, name=row.name, status="running", parent=row.parent_id, pid=row.pid)
 
+    def _claude_argv(self, request: SpawnRequest, row: MissionRow) -> tuple[list[str], dict[str, str]]:
+        """The child's argv, and the secrets its environment must carry."""
+        allowed_tools, mcp_config, secrets = list(request.allowed_tools), [], {}
+        if self._delegates(request, row):
+            # The child reaches this very server, under its own identity, as `overmind`.
+            assert self.delegation_url is not None
+            secrets[_TOKEN_VARIABLE] = self.credentials.mint(row.id)
+            mcp_config.append(claude.mcp_server_config("overmind", self.delegation_url, _TOKEN_VARIABLE))
+            allowed_tools.append("mcp__overmind")
+        options = claude.ClaudeOptions(
+            prompt=request.prompt,
+            model=request.model,
+            allowed_tools=allowed_tools,
+            disallowed_tools=request.disallowed_tools,
+            permission_mode=request.permission_mode,
+            max_turns=request.max_turns,
+            max_budget_usd=request.max_budget_usd,
+            append_system_prompt=request.append_system_prompt,
+            mcp_config=mcp_config,
+        )
+        return claude.build_argv(self.settings.claude_bin, options), secrets
+
+    def _delegates(self, request: SpawnRequest, row: MissionRow) -> bool:
+        """Whether a Claude child gets overmind's tools: by default, while its own children would be allowed."""
+        room = row.depth + 1 < self.settings.max_depth
+        if request.delegate is None:
+            return room and self.delegation_url is not None
+        if request.delegate and not room:
+            raise Refused(
+                f"delegate=true: a mission at depth {row.depth} cannot have children "
+                f"(max_depth {self.settings.max_depth})"
+            )
+        if request.delegate and self.delegation_url is None:
+            raise InvalidRequest("delegate=true needs the server's HTTP endpoint, and this server has none")
+        return request.delegate
+
+    async def _within_parent(self, request: SpawnRequest, parent: MissionRow | None) -> SpawnRequest:
+        """The request checked against the server's limits and the parent's own privileges.
+
+        Privilege never grows down the tree: a child inherits what its parent may do and
+        may ask for less, never more. Asking for more is refused, not quietly cut.
+        """
+        if request.permission_mode == "bypassPermissions" and not self.settings.allow_bypass:
+            raise Refused(
+                "permission_mode bypassPermissions is refused: the server's configuration does not allow it "
+                "(OVERMIND_ALLOW_BYPASS); use acceptEdits with allowed_tools instead"
+            )
+        if parent is None:
+            return request
+        if parent.depth + 1 >= self.settings.max_depth:
+            raise Refused(
+                f"depth limit: {parent.name!r} is at depth {parent.depth} and max_depth is "
+                f"{self.settings.max_depth}; do this work yourself instead of delegating it"
+            )
+        children = len(await self._store.list(parent_id=parent.id))
+        if children >= self.settings.max_children:
+            raise Refused(
+                f"fan-out limit: {parent.name!r} already has {children} children "
+                f"(max_children {self.settings.max_children})"
+            )
+        if parent.provider != "claude":
+            return request
+        granted = parent.options
+        inherited: dict[str, Any] = {}
+        if granted.get("allowed_tools"):
+            extra = set(request.allowed_tools) - set(granted["allowed_tools"])
+            if extra:
+                raise Refused(f"allowed_tools {sorted(extra)} go beyond the parent's {granted['allowed_tools']}")
+            inherited["allowed_tools"] = request.allowed_tools or list(granted["allowed_tools"])
+        if granted.get("disallowed_tools"):
+            inherited["disallowed_tools"] = sorted({*granted["disallowed_tools"], *request.disallowed_tools})
+        parent_mode = granted.get("permission_mode")
+        if request.permission_mode is None:
+            inherited["permission_mode"] = parent_mode
+        elif _MODE_RANK[request.permission_mode] > _MODE_RANK[parent_mode or "default"]:
+            raise Refused(
+                f"permission_mode {request.permission_mode} is more than the parent's {parent_mode or 'default'}"
+            )
+        for limit in ("max_budget_usd", "max_turns"):
+            ceiling, asked = granted.get(limit), getattr(request, limit)
+            if ceiling is not None and asked is not None and asked > ceiling:
+                raise Refused(f"{limit} {asked} is more than the parent's {ceiling}")
+            if ceiling is not None and asked is None:
+                inherited[limit] = ceiling
+        if granted.get("timeout_s") and parent.started_at:
+            left = granted["timeout_s"] - (time.time() - parent.started_at)
+            if request.timeout_s is None or request.timeout_s > left:
+                inherited["timeout_s"] = max(left, 0.001)
+        return request.model_copy(update=inherited)
+
     async def _with_memories(self, request: SpawnRequest, parent: MissionRow | None) -> SpawnRequest:
         """The request with the memories most relevant to its prompt added to the system prompt."""
         scope = self.akasha.scope(root_id=parent.root_id if parent else None)
@@ -252,48 +351,31 @@ class Supervisor:
         system = "\n\n".join(part for part in (request.append_system_prompt, block) if part)
         return request.model_copy(update={"append_system_prompt": system})
 
-    def _plan(self, request: SpawnRequest) -> tuple[str, Callable[[Mission], list[str]]]:
-        """Which provider runs the request, and how its argv is built. Raises on bad input."""
-        has_prompt, has_command = request.prompt is not None, request.command is not None
-        if has_prompt == has_command:
-            raise InvalidRequest("give exactly one of `prompt` (a Claude task) or `command` (an argv list to run)")
-        if has_command:
-            command = request.command or []
-            if not command or not command[0]:
-                raise InvalidRequest('`command` must be a non-empty argv list, e.g. ["pytest", "-q"]')
-            claude_only = [
-                name
-                for name in ("model", "permission_mode", "max_turns", "max_budget_usd", "append_system_prompt")
-                if getattr(request, name) is not None
-            ] + [name for name in ("allowed_tools", "disallowed_tools", "recall_into_prompt") if getattr(request, name)]
-            if claude_only:
-                raise InvalidRequest(f"{', '.join(claude_only)} only apply to Claude tasks (`prompt`), not `command`")
-            return "raw", lambda _mission: list(command)
-        if not (request.prompt or "").strip():
-            raise InvalidRequest("`prompt` is empty: say what the child should do")
-        for key in request.env:
-            if key.startswith("OVERMIND_") or not key or "=" in key:
-                raise InvalidRequest(f"env: {key!r} cannot be set (names with '=' and OVERMIND_* are reserved)")
-        options = claude.ClaudeOptions(
-            prompt=request.prompt,
-            model=request.model,
-            allowed_tools=request.allowed_tools,
-            disallowed_tools=request.disallowed_tools,
-            permission_mode=request.permission_mode,
-            max_turns=request.max_turns,
-            max_budget_usd=request.max_budget_usd,
-            append_system_prompt=request.append_system_prompt,
-        )
-        return "claude", lambda _mission: claude.build_argv(self.settings.claude_bin, options)
-
-    async def _parent_for(self, ref: str | None) -> MissionRow | None:
+    async def _parent_for(self, ref: str | None, caller: Caller) -> MissionRow | None:
+        """The new mission's parent: the one named (within the caller's subtree), else the caller."""
         if ref is None:
-            return None
+            if caller.mission_id is None:
+                return None
+            ref = caller.mission_id
         parent = await self._resolve(ref)
+        await self._check_visible(caller, parent)
         live = self._live.get(parent.id)
         if live is not None and live.stop_reason is not None:
             raise Conflict(f"parent {parent.name!r} is being stopped; it cannot take new children")
         return parent
+
+    async def _check_visible(self, caller: Caller, row: MissionRow, *, strictly_below: bool = False) -> None:
+        """A mission may act only on its own subtree; the top-level client, on everything."""
+        if caller.mission_id is None:
+            return
+        ancestor: MissionRow | None = row
+        if strictly_below:
+            ancestor = await self._store.get(row.parent_id) if row.parent_id else None
+        while ancestor is not None:
+            if ancestor.id == caller.mission_id:
+                return
+            ancestor = await self._store.get(ancestor.parent_id) if ancestor.parent_id else None
+        raise AccessDenied(f"mission {row.name!r} is not in your subtree: you may act only on missions you started")
 
     def _cwd_for(self, requested: str | None, parent: MissionRow | None) -> Path:
         if requested is None:
@@ -392,6 +474,7 @@ class Supervisor:
         row.cost_usd = mission.activity.cost_usd
         row.num_turns = mission.activity.turns
         row.session_id = mission.activity.session_id or row.session_id
+        self.credentials.revoke(row.id)
         # Waiters first: the output file already holds everything the store would say.
         self._live.pop(row.id, None)
         self._finished[row.id] = mission
@@ -466,10 +549,14 @@ class Supervisor:
 
     # -- ending missions ---------------------------------------------------------------------
 
-    async def kill(self, refs: Sequence[str], *, cascade: bool = True, force: bool = False) -> KillResult:
+    async def kill(
+        self, refs: Sequence[str], *, cascade: bool = True, force: bool = False, caller: Caller = ROOT
+    ) -> KillResult:
         if not refs:
             raise InvalidRequest("give at least one mission id or name to kill")
         targets = [await self._resolve(ref) for ref in refs]
+        for target in targets:
+            await self._check_visible(caller, target, strictly_below=True)
         doomed: dict[str, MissionRow] = {}
         for target in targets:
             if cascade:
@@ -583,12 +670,16 @@ class Supervisor:
         mode: Literal["all", "any"] = "all",
         timeout_s: float = 60.0,
         on_progress: ProgressCallback | None = None,
+        caller: Caller = ROOT,
     ) -> WaitResult:
         if not refs:
             raise InvalidRequest("give at least one mission id or name to wait for")
         if timeout_s < 0:
             raise InvalidRequest("timeout_s must be 0 or more (seconds)")
-        ids = list(dict.fromkeys([(await self._resolve(ref)).id for ref in refs]))
+        rows = [await self._resolve(ref) for ref in refs]
+        for row in rows:
+            await self._check_visible(caller, row)
+        ids = list(dict.fromkeys(row.id for row in rows))
         async with anyio.create_task_group() as relay:
             foreign = {
                 mission_id
@@ -659,8 +750,9 @@ class Supervisor:
                 parts.append(f"{mission.name}: {activity.doing() or 'starting'}{cost}")
         return " · ".join(parts)
 
-    async def result(self, ref: str) -> MissionResult:
+    async def result(self, ref: str, *, caller: Caller = ROOT) -> MissionResult:
         row = await self._resolve(ref)
+        await self._check_visible(caller, row)
         mission = self._live.get(row.id)
         record = row.result or {}
         text = record.get("text")
@@ -691,13 +783,24 @@ class Supervisor:
         )
 
     async def ps(
-        self, *, parent: str | None = None, status: str | None = None, tree: bool = False, limit: int = 100
+        self,
+        *,
+        parent: str | None = None,
+        status: str | None = None,
+        tree: bool = False,
+        limit: int = 100,
+        caller: Caller = ROOT,
     ) -> PsResult:
+        if parent is None and caller.mission_id is not None:
+            # A mission sees its own subtree.
+            parent, tree = caller.mission_id, True
         if parent is not None:
             root = await self._resolve(parent)
-            rows = (
-                [root, *await self._store.descendants(root.id)] if tree else await self._store.list(parent_id=root.id)
-            )
+            await self._check_visible(caller, root)
+            if tree:
+                rows = [root, *await self._store.descendants(root.id)]
+            else:
+                rows = await self._store.list(parent_id=root.id)
         else:
             rows = await self._store.list()
         if tree:
@@ -711,19 +814,29 @@ class Supervisor:
             keep = {row.id for row in rows if row.status in LIVE}
             keep |= {row.id for row in sorted(rows, key=lambda row: row.created_at)[-limit:]}
             rows = [row for row in rows if row.id in keep]
+        summaries = [await self._summary(row) for row in rows]
+        if tree:
+            _roll_up_costs(summaries)
         return PsResult(
-            missions=[await self._summary(row) for row in rows],
+            missions=summaries,
             totals=Totals(missions=len(rows), running=live_count, cost_usd=round(cost, 6)),
         )
 
     async def logs(
-        self, ref: str, *, cursor: int = 0, limit: int = 200, format: Literal["text", "events"] = "text"
+        self,
+        ref: str,
+        *,
+        cursor: int = 0,
+        limit: int = 200,
+        format: Literal["text", "events"] = "text",
+        caller: Caller = ROOT,
     ) -> LogPage:
         if cursor < 0:
             raise InvalidRequest("cursor must be 0 or a next_cursor from an earlier page")
         if limit < 1:
             raise InvalidRequest("limit must be at least 1")
         row = await self._resolve(ref)
+        await self._check_visible(caller, row)
         path = Path(row.output_path)
         size = _file_size(path)
         lines, next_cursor = read_page(path, min(cursor, size), limit, _PAGE_BYTES) if size else ([], cursor)
@@ -806,6 +919,35 @@ class Supervisor:
         )
 
 
+# How much a permission mode lets a child do unasked, for "never more than the parent".
+_MODE_RANK = {"plan": 0, "default": 1, "manual": 1, "dontAsk": 1, "acceptEdits": 2, "auto": 3, "bypassPermissions": 4}
+_CLAUDE_ONLY = ("model", "permission_mode", "max_turns", "max_budget_usd", "append_system_prompt")
+
+
+def _provider_of(request: SpawnRequest) -> str:
+    """Which provider runs the request ("claude" or "raw"); raises if its shape is wrong."""
+    if (request.prompt is None) == (request.command is None):
+        raise InvalidRequest("give exactly one of `prompt` (a Claude task) or `command` (an argv list to run)")
+    for key in request.env:
+        if key.startswith("OVERMIND_") or not key or "=" in key:
+            raise InvalidRequest(f"env: {key!r} cannot be set (names with '=' and OVERMIND_* are reserved)")
+    if request.command is not None:
+        if not request.command or not request.command[0]:
+            raise InvalidRequest('`command` must be a non-empty argv list, e.g. ["pytest", "-q"]')
+        claude_only = [name for name in _CLAUDE_ONLY if getattr(request, name) is not None]
+        claude_only += [
+            name
+            for name in ("allowed_tools", "disallowed_tools", "recall_into_prompt", "delegate")
+            if getattr(request, name)
+        ]
+        if claude_only:
+            raise InvalidRequest(f"{', '.join(claude_only)} only apply to Claude tasks (`prompt`), not `command`")
+        return "raw"
+    if not (request.prompt or "").strip():
+        raise InvalidRequest("`prompt` is empty: say what the child should do")
+    return "claude"
+
+
 def _file_size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -837,6 +979,16 @@ def _event_dict(line: bytes) -> dict[str, Any]:
     if isinstance(data, dict):
         return data
     return {"type": "plain", "text": line.decode("utf-8", "replace").rstrip("\r\n")}
+
+
+def _roll_up_costs(summaries: list[MissionSummary]) -> None:
+    """Give each mission of a depth-first listing the cost of its whole subtree."""
+    totals = {summary.id: summary.cost_usd or 0.0 for summary in summaries}
+    for summary in reversed(summaries):
+        if summary.parent in totals:
+            totals[summary.parent] += totals[summary.id]
+    for summary in summaries:
+        summary.tree_cost_usd = round(totals[summary.id], 6)
 
 
 def _depth_first(rows: list[MissionRow]) -> list[MissionRow]:

@@ -12,6 +12,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from overmind_mcp.identity import ROOT, Caller
 from overmind_mcp.server import create_server
 from overmind_mcp.settings import Settings
 from overmind_mcp.tools import _memory
@@ -140,7 +141,7 @@ async def test_no_query_text_reaches_the_search_engine_raw(client: Client) -> No
 
 async def test_a_child_signs_its_memories_and_sees_its_run(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     spawned = await call(client, "spawn", command=["sleep", "30"], name="memory-child")
-    monkeypatch.setattr(_memory, "caller", lambda _ctx: spawned["id"])
+    monkeypatch.setattr(_memory, "caller", lambda _ctx: Caller(spawned["id"]))
     stored = await call(client, "remember", content="The child found the flaky test.", namespace="run")
     assert stored["namespace"] == f"run:{spawned['id']}"
     assert (stored["mission_id"], stored["mission_name"]) == (spawned["id"], "memory-child")
@@ -149,7 +150,7 @@ async def test_a_child_signs_its_memories_and_sees_its_run(client: Client, monke
     found = await call(client, "recall", query="flaky OR scratch")
     assert found["namespaces"][0] == f"mission:{spawned['id']}"
     assert {hit["id"] for hit in found["hits"]} == {stored["id"], mine["id"]}
-    monkeypatch.setattr(_memory, "caller", lambda _ctx: None)
+    monkeypatch.setattr(_memory, "caller", lambda _ctx: ROOT)
     assert (await call(client, "recall", query="flaky OR scratch"))["hits"] == []
     assert len((await call(client, "recall", query="flaky", namespace=f"run:{spawned['id']}"))["hits"]) == 1
     await call(client, "kill", ids=[spawned["id"]], force=True)

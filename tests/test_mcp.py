@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 import psutil
@@ -142,3 +143,26 @@ async def test_stdio_server_ends_children_on_sigterm(settings: Settings) -> None
         os.close(server_exited)
         # It ended its children before it went.
         await assert_no_leftovers(settings)
+
+
+async def test_the_orchestrate_prompt(client: Client, tmp_path: Path) -> None:
+    prompts = (await client.list_prompts()).prompts
+    orchestrate = next(prompt for prompt in prompts if prompt.name == "orchestrate")
+    assert {argument.name for argument in orchestrate.arguments or []} == {
+        "task",
+        "project_root",
+        "max_children",
+        "max_retries",
+    }
+    task = "Make the flaky $HOME test pass (costs $5?)"
+    got = await client.get_prompt(
+        "orchestrate", {"task": task, "project_root": str(tmp_path), "max_children": "4", "max_retries": "2"}
+    )
+    text = got.messages[0].content.text
+    assert task in text
+    assert str(tmp_path) in text
+    assert "At most 4 children" in text and "At most 2 retries" in text
+    for tool in ("spawn", "wait", "result", "logs", "kill", "ps"):
+        assert f"mcp__overmind__{tool}" in text
+    assert "$task" not in text and "$project_root" not in text
+    assert "When not to delegate" in text

@@ -265,7 +265,22 @@ def load_mcp_servers(values: list[str]) -> dict[str, dict[str, Any]]:
             servers.update(json.loads(text)["mcpServers"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"Error: Invalid MCP configuration: {value}: {exc}") from exc
-    return servers
+    return {name: expand_env(server) for name, server in servers.items()}
+
+
+def expand_env(value: Any) -> Any:
+    """`${VAR}` and `${VAR:-default}` in every string of a server entry, as the real CLI expands them."""
+    if isinstance(value, str):
+        return re.sub(
+            r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}",
+            lambda match: os.environ.get(match.group(1), match.group(2) or ""),
+            value,
+        )
+    if isinstance(value, list):
+        return [expand_env(item) for item in value]
+    if isinstance(value, dict):
+        return {key: expand_env(item) for key, item in value.items()}
+    return value
 
 
 def check_usage(opts: dict[str, Any]) -> None:

@@ -80,6 +80,17 @@ def build_argv(claude_bin: str, options: ClaudeOptions) -> list[str]:
     return argv
 
 
+def mcp_server_config(name: str, url: str, token_variable: str) -> str:
+    """An `--mcp-config` value naming one streamable-HTTP server, reached with a bearer token.
+
+    The token stays out of argv (which any user can read with `ps`): the CLI expands
+    `${VAR}` in headers, so the token travels in the child's environment instead. An
+    entry given this way wins over a user- or project-scope server of the same name.
+    """
+    server = {"type": "http", "url": url, "headers": {"Authorization": f"Bearer ${{{token_variable}}}"}}
+    return json.dumps({"mcpServers": {name: server}}, separators=(",", ":"))
+
+
 def user_message(text: str) -> bytes:
     """One turn for a live session, as the CLI reads it on stdin."""
     message = {

@@ -13,6 +13,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 
 from overmind_mcp.errors import OvermindError
+from overmind_mcp.identity import ROOT, Caller, bearer
 from overmind_mcp.supervisor import Supervisor
 
 logger = logging.getLogger("overmind_mcp")
@@ -31,9 +32,19 @@ def supervisor(ctx: Context) -> Supervisor:
     return ctx.request_context.lifespan_context
 
 
-def caller(ctx: Context) -> str | None:
-    """The mission making this call, when a child calls back into the server; None for the root client."""
-    return None
+def caller(ctx: Context) -> Caller:
+    """Who is calling: a mission (by the bearer token it was given), else the top-level client.
+
+    Over HTTP every request has passed the bearer check already; stdio and in-memory
+    clients are the top-level client that started the server.
+    """
+    headers = ctx.headers
+    if not headers:
+        return ROOT
+    identity = supervisor(ctx).credentials.identify(bearer(headers.get("authorization")))
+    if identity is None:
+        raise ToolError("unknown bearer token: this mission has ended or the token is wrong")
+    return identity
 
 
 def readable_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:

@@ -15,7 +15,7 @@ def akasha(ctx: Context) -> Akasha:
 async def standing(ctx: Context) -> tuple[Scope, Provenance]:
     """What `project`, `run` and `mission` mean for this caller, and what its memories are signed with."""
     store = akasha(ctx)
-    mission_id = caller(ctx)
+    mission_id = caller(ctx).mission_id
     if mission_id is None:
         return store.scope(), Provenance()
     row = await supervisor(ctx).mission(mission_id)

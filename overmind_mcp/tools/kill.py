@@ -7,7 +7,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from overmind_mcp.models import KillResult
-from overmind_mcp.tools._base import Tool, readable_errors, supervisor
+from overmind_mcp.tools._base import Tool, caller, readable_errors, supervisor
 
 
 @readable_errors
@@ -18,7 +18,7 @@ async def kill(
     force: Annotated[bool, Field(description="SIGKILL at once instead of SIGINT, SIGTERM, then SIGKILL")] = False,
 ) -> KillResult:
     """End missions and everything they started. Their output and partial results are kept."""
-    return await supervisor(ctx).kill(ids, cascade=cascade, force=force)
+    return await supervisor(ctx).kill(ids, cascade=cascade, force=force, caller=caller(ctx))
 
 
 TOOL = Tool(kill, ToolAnnotations(title="End missions", destructiveHint=True, idempotentHint=True))

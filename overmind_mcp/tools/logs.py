@@ -7,7 +7,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from overmind_mcp.models import LogPage
-from overmind_mcp.tools._base import Tool, readable_errors, supervisor
+from overmind_mcp.tools._base import Tool, caller, readable_errors, supervisor
 
 
 @readable_errors
@@ -21,7 +21,7 @@ async def logs(
     ] = "text",
 ) -> LogPage:
     """Read a mission's output one page at a time (use it to see why a child failed)."""
-    return await supervisor(ctx).logs(id, cursor=cursor, limit=limit, format=format)
+    return await supervisor(ctx).logs(id, cursor=cursor, limit=limit, format=format, caller=caller(ctx))
 
 
 TOOL = Tool(logs, ToolAnnotations(title="Read a mission's output", readOnlyHint=True))

@@ -7,7 +7,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from overmind_mcp.models import PsResult, Status
-from overmind_mcp.tools._base import Tool, readable_errors, supervisor
+from overmind_mcp.tools._base import Tool, caller, readable_errors, supervisor
 
 
 @readable_errors
@@ -21,7 +21,7 @@ async def ps(
     limit: Annotated[int, Field(ge=1, le=1000, description="Most missions to list; live ones always are")] = 100,
 ) -> PsResult:
     """List missions with status, parent, depth, age, turns, cost and what each is doing; with totals."""
-    return await supervisor(ctx).ps(parent=parent, status=status, tree=tree, limit=limit)
+    return await supervisor(ctx).ps(parent=parent, status=status, tree=tree, limit=limit, caller=caller(ctx))
 
 
 TOOL = Tool(ps, ToolAnnotations(title="List missions", readOnlyHint=True))

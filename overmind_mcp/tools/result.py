@@ -7,13 +7,13 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from overmind_mcp.models import MissionResult
-from overmind_mcp.tools._base import Tool, readable_errors, supervisor
+from overmind_mcp.tools._base import Tool, caller, readable_errors, supervisor
 
 
 @readable_errors
 async def result(ctx: Context, id: Annotated[str, Field(description="Id or name of the mission")]) -> MissionResult:
     """A mission's outcome: status, final answer, errors, cost, session id; progress if still running."""
-    return await supervisor(ctx).result(id)
+    return await supervisor(ctx).result(id, caller=caller(ctx))
 
 
 TOOL = Tool(result, ToolAnnotations(title="Read a mission's result", readOnlyHint=True))

@@ -39,6 +39,12 @@ async def spawn(
     detach: Annotated[
         bool, Field(description="Keep running if this server stops; the next server re-adopts it")
     ] = False,
+    delegate: Annotated[
+        bool | None,
+        Field(
+            description="Give the child overmind's tools so it can spawn its own children (default: while depth allows)"
+        ),
+    ] = None,
     recall_into_prompt: Annotated[
         bool, Field(description="Add the shared memories most relevant to the prompt to the child's system prompt")
     ] = False,
@@ -66,6 +72,7 @@ async def spawn(
         append_system_prompt=append_system_prompt,
         env=env or {},
         detach=detach,
+        delegate=delegate,
         recall_into_prompt=recall_into_prompt,
         remember_result=remember_result,
     )

@@ -7,7 +7,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from overmind_mcp.models import WaitResult
-from overmind_mcp.tools._base import Tool, readable_errors, supervisor
+from overmind_mcp.tools._base import Tool, caller, readable_errors, supervisor
 
 
 @readable_errors
@@ -23,7 +23,9 @@ async def wait(
 
     Returns finished results and what the pending ones are doing. On timed_out, call wait again.
     """
-    return await supervisor(ctx).wait(ids, mode=mode, timeout_s=timeout_s, on_progress=ctx.report_progress)
+    return await supervisor(ctx).wait(
+        ids, mode=mode, timeout_s=timeout_s, on_progress=ctx.report_progress, caller=caller(ctx)
+    )
 
 
 TOOL = Tool(wait, ToolAnnotations(title="Wait for missions", readOnlyHint=True))

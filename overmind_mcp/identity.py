@@ -1,0 +1,73 @@
+"""Who is calling: bearer tokens for HTTP clients and for missions that call back in.
+
+A child that delegates gets its own token in its `--mcp-config`; the token *is* its
+identity: its spawns become its children, and it sees only its own subtree. Tokens live
+in memory and die with their mission. Only their SHA-256 is kept, so the tables hold
+nothing a memory dump could replay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A verified caller: a mission, or (mission_id None) the top-level client."""
+
+    mission_id: str | None
+
+
+ROOT = Caller(mission_id=None)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class Credentials:
+    def __init__(self) -> None:
+        self._root: bytes | None = None
+        self._missions: dict[bytes, str] = {}
+        self._by_mission: dict[str, bytes] = {}
+
+    def allow_root(self, token: str) -> None:
+        """Accept `token` as the top-level client (HTTP clients such as IDEs)."""
+        self._root = _digest(token)
+
+    def mint(self, mission_id: str) -> str:
+        token = new_token()
+        digest = _digest(token)
+        self._missions[digest] = mission_id
+        self._by_mission[mission_id] = digest
+        return token
+
+    def revoke(self, mission_id: str) -> None:
+        digest = self._by_mission.pop(mission_id, None)
+        if digest is not None:
+            self._missions.pop(digest, None)
+
+    def identify(self, token: str | None) -> Caller | None:
+        """The caller a token stands for, or None if it stands for nobody."""
+        if not token:
+            return None
+        digest = _digest(token)
+        if self._root is not None and hmac.compare_digest(digest, self._root):
+            return ROOT
+        mission_id = self._missions.get(digest)
+        return Caller(mission_id) if mission_id is not None else None
+
+
+def bearer(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer …` header."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
