@@ -98,6 +98,14 @@ class Unknown:
 
 
 @dataclass(slots=True)
+class Note:
+    """A line the supervisor itself wrote into a mission's output, between two runs of its process."""
+
+    kind: str
+    text: str
+
+
+@dataclass(slots=True)
 class PlainText:
     """A line that is not JSON (raw commands, stray prints, truncated lines)."""
 
@@ -105,8 +113,35 @@ class PlainText:
 
 
 Event = (
-    Init | AssistantText | ToolUse | ToolResult | ApiRetry | PermissionDenied | ApiError | Result | Unknown | PlainText
+    Init
+    | AssistantText
+    | ToolUse
+    | ToolResult
+    | ApiRetry
+    | PermissionDenied
+    | ApiError
+    | Result
+    | Unknown
+    | PlainText
+    | Note
 )
+
+_NOTE_PREFIX = b'{"type":"overmind",'
+
+
+def note_line(kind: str, text: str) -> bytes:
+    """A note for a mission's output file; written only while no process of the mission runs."""
+    return json.dumps({"type": "overmind", "kind": kind, "text": text}, separators=(",", ":")).encode() + b"\n"
+
+
+def parse_note(line: bytes) -> Note | None:
+    if not line.startswith(_NOTE_PREFIX):
+        return None
+    try:
+        data = json.loads(line)
+        return Note(str(data["kind"]), str(data["text"]))
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _clip(text: str, limit: int) -> str:
@@ -131,6 +166,8 @@ def to_text(event: Event) -> str | None:
             return f"[api retry {attempt}/{max_retries} in {(delay or 0) / 1000:.1f}s: {error}]"
         case PermissionDenied(tool_name=tool_name, message=message):
             return f"[permission denied] {tool_name}: {message}"
+        case Note(text=text):
+            return f"--- {text} ---"
         case ApiError(error=error, text=text):
             return f"[api error {error}] {text}"
         case Result(subtype=subtype, is_error=is_error, cost_usd=cost, num_turns=turns, errors=errors):

@@ -43,6 +43,8 @@ class Credentials:
         self._root = _digest(token)
 
     def mint(self, mission_id: str) -> str:
+        """A new token for the mission (a restarted mission gets a fresh one; the old one dies)."""
+        self.revoke(mission_id)
         token = new_token()
         digest = _digest(token)
         self._missions[digest] = mission_id

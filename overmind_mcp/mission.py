@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Literal
 
 import anyio
 
@@ -17,6 +18,7 @@ from overmind_mcp.events import (
     AssistantText,
     Event,
     Init,
+    Note,
     PermissionDenied,
     PlainText,
     Result,
@@ -25,7 +27,10 @@ from overmind_mcp.events import (
     to_text,
 )
 from overmind_mcp.models import Progress
+from overmind_mcp.output import LineReader
 from overmind_mcp.process import ChildProcess
+from overmind_mcp.restarts import RestartHistory
+from overmind_mcp.session import SessionChannel
 from overmind_mcp.store import MissionRow
 
 _LAST_TEXT_CHARS = 200
@@ -46,6 +51,7 @@ class Activity:
     last_output_at: float = field(default_factory=time.monotonic)
     session_id: str | None = None
     result: Result | None = None
+    results: int = 0
     cost_usd: float | None = None
     denials: list[PermissionDenied] = field(default_factory=list)
     _message_id: str | None = None
@@ -83,6 +89,7 @@ class Activity:
                 return True
             case Result(cost_usd=cost, num_turns=num_turns, session_id=session_id):
                 self.result = event
+                self.results += 1
                 self.in_tool = False
                 if cost is not None:
                     self.cost_usd = cost
@@ -130,10 +137,19 @@ class Mission:
     tail: deque[str]
     activity: Activity = field(default_factory=Activity)
     process: ChildProcess | None = None
+    # Follows the output file across every run of the process, so nothing is read twice.
+    reader: LineReader | None = None
+    session: SessionChannel | None = None
+    restarts: RestartHistory = field(default_factory=RestartHistory)
+    run_started: float = field(default_factory=time.monotonic)
     ended: anyio.Event = field(default_factory=anyio.Event)
-    # Why the supervisor is ending it ("stopped", "killed", "timed_out"), if it is.
+    # Why the supervisor is ending it ("stopped", "timed_out", "stalled", "budget", "shutdown").
     stop_reason: str | None = None
+    stopping: anyio.Event = field(default_factory=anyio.Event)
     ended_by: str | None = None
+    launch_error: str | None = None
+    # Fired on every chunk of output: the stall watchdog sleeps on it.
+    output: Broadcast = field(default_factory=lambda: Broadcast())
     children: set[str] = field(default_factory=set)
     # The scope supervising it; cancelled only to leave a detached mission running at shutdown.
     scope: anyio.CancelScope | None = None
@@ -146,13 +162,48 @@ class Mission:
     def name(self) -> str:
         return self.row.name
 
+    def request_stop(self, reason: str) -> bool:
+        """Mark it as being ended by the supervisor; False if something already is ending it."""
+        if self.stop_reason is not None:
+            return False
+        self.stop_reason = reason
+        self.stopping.set()
+        return True
+
+    def resume_after_restart(self) -> None:
+        """Forget the last run's outcome (a stall) before the next run starts."""
+        self.stop_reason = None
+        self.stopping = anyio.Event()
+        self.ended_by = None
+        self.activity.result = None
+
+    def session_state(self) -> Literal["idle", "working"] | None:
+        if self.session is None:
+            return None
+        return "idle" if self.session.idle else "working"
+
     def ingest(self, events: list[Event]) -> bool:
         changed = False
         self.activity.output_lines += 1
         self.activity.last_output_at = time.monotonic()
         for event in events:
             changed |= self.activity.apply(event)
-            text = to_text(event)
+            # The tail is what the mission said (a command's result is its end); our notes are in the log.
+            text = None if isinstance(event, Note) else to_text(event)
             if text is not None:
                 self.tail.append(text)
         return changed
+
+
+class Broadcast:
+    """Wakes every current waiter at once: "something changed, look again"."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def fire(self) -> None:
+        self._event.set()
+        self._event = anyio.Event()
+
+    async def wait(self) -> None:
+        await self._event.wait()

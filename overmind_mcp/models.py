@@ -11,9 +11,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from overmind_mcp.providers.claude import PermissionMode
+from overmind_mcp.restarts import RestartMode
 
-Status = Literal["queued", "running", "succeeded", "failed", "stopped", "killed", "timed_out", "lost"]
-LIVE: frozenset[str] = frozenset({"queued", "running"})
+Status = Literal["queued", "running", "restarting", "succeeded", "failed", "stopped", "killed", "timed_out", "lost"]
+LIVE: frozenset[str] = frozenset({"queued", "running", "restarting"})
+SessionState = Literal["idle", "working"]
 
 
 class SpawnRequest(BaseModel):
@@ -37,6 +39,12 @@ class SpawnRequest(BaseModel):
     env: dict[str, str] = {}
     detach: bool = False
     delegate: bool | None = None
+    session: bool = False
+    resume: str | None = None
+    restart: RestartMode = "never"
+    max_restarts: int = Field(default=3, ge=0)
+    restart_window_s: float = Field(default=300.0, gt=0)
+    activity_timeout_s: float | None = Field(default=None, gt=0)
     recall_into_prompt: bool = False
     remember_result: bool = False
 
@@ -87,6 +95,8 @@ class MissionResult(BaseModel):
     permission_denials: list[dict[str, Any]] = []
     started_at: str | None = None
     ended_at: str | None = None
+    restarts: int = 0
+    session_state: SessionState | None = Field(default=None, description="for a live session: idle or working")
     progress: Progress | None = Field(default=None, description="only while the mission is running")
 
 
@@ -101,12 +111,30 @@ class MissionSummary(BaseModel):
     cost_usd: float | None
     tree_cost_usd: float | None = Field(default=None, description="with tree=true: its cost plus its subtree's")
     doing: str | None = Field(default=None, description="the latest thing a running mission did")
+    queue_position: int | None = Field(default=None, description="while queued: 1 starts next")
+    session_state: SessionState | None = None
 
 
 class WaitResult(BaseModel):
     done: list[MissionResult]
     pending: list[MissionSummary]
     timed_out: bool = Field(description="true when the timeout passed first; wait again to keep waiting")
+
+
+class TurnResult(BaseModel):
+    """One turn of a live session: its answer once done, else where it stands."""
+
+    id: str
+    name: str
+    turn: int = Field(description="0 for the session's first turn, 1 for the next…")
+    state: Literal["queued", "working", "done", "interrupted", "abandoned"]
+    queue_position: int | None = None
+    text: str | None = None
+    is_error: bool | None = None
+    errors: list[str] = []
+    cost_usd: float | None = Field(default=None, description="the session's cost so far")
+    session_id: str | None = None
+    timed_out: bool = False
 
 
 class KillOutcome(BaseModel):

@@ -13,6 +13,7 @@ Policy, applied to every mission the store says is queued or running whose serve
   reaped it); a mission that left no result, or a command (whose only outcome is its exit
   status), is marked `lost`, with the reason.
 - Whatever its process group left behind is killed, found by group id and mission id.
+- It was still queued: it joins this server's queue, in its original order.
 
 A mission another live server supervises is left alone: that server owns it. Two servers
 starting at once cannot both take over a mission: the store's `claim` lets only one win.
@@ -32,6 +33,7 @@ class Orphans:
     """Live missions whose server has gone, sorted by what is to be done with them."""
 
     running: list[MissionRow]
+    queued: list[MissionRow]
     ended: list[MissionRow]
 
 
@@ -39,7 +41,7 @@ async def find_orphans(store: Store, server_id: str) -> Orphans:
     """Claim every live mission whose server has gone; split them by whether their process still runs."""
     rows = [row for row in await store.list(statuses=tuple(LIVE)) if row.server_id != server_id]
     owners = await store.servers({row.server_id for row in rows if row.server_id})
-    running, ended = [], []
+    running, queued, ended = [], [], []
     for row in rows:
         owner = owners.get(row.server_id or "")
         if owner is not None and owner[2] is None and same_process(owner[0], owner[1]):
@@ -47,6 +49,10 @@ async def find_orphans(store: Store, server_id: str) -> Orphans:
         if not await store.claim(row.id, row.server_id, server_id):
             continue  # another starting server took it first
         row.server_id = server_id
-        alive = row.pid is not None and same_process(row.pid, row.proc_start)
-        (running if alive else ended).append(row)
-    return Orphans(running=running, ended=ended)
+        if row.status == "queued":
+            queued.append(row)
+        elif row.pid is not None and same_process(row.pid, row.proc_start):
+            running.append(row)
+        else:
+            ended.append(row)
+    return Orphans(running=running, queued=queued, ended=ended)

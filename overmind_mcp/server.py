@@ -41,7 +41,7 @@ def create_server(settings: Settings | None = None, *, supervisor: Supervisor | 
             yield own
 
     server: MCPServer[Supervisor] = MCPServer(
-        "overmind", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan
+        "overmind", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING"
     )
     for tool in tools.ALL:
         server.add_tool(tool.fn, annotations=tool.annotations, structured_output=True)

@@ -24,12 +24,19 @@ class Settings(BaseModel):
     """Readable output lines kept in memory per running mission; the full output is on disk."""
     wait_heartbeat_s: float = Field(default=10.0, gt=0)
     """How often `wait` reports progress when nothing changes."""
+    max_concurrent: int = Field(default=8, ge=1)
+    """Missions that may hold a process at once; spawns beyond it wait in a queue, in order."""
     max_depth: int = Field(default=4, ge=1)
     """Levels a mission tree may have: top-level missions are depth 0, so children of depth max_depth-1 are refused."""
     max_children: int = Field(default=50, ge=1)
     """Children one mission may start in its lifetime (retries included)."""
     allow_bypass: bool = False
     """Whether a spawn may ask for permission_mode bypassPermissions: only the server's own setting grants it."""
+    restart_backoff_s: float = Field(default=1.0, ge=0)
+    """Delay before a first restart; it doubles with each further one."""
+    restart_backoff_max_s: float = Field(default=60.0, ge=0)
+    restart_stable_s: float = Field(default=60.0, ge=0)
+    """A run that lasts this long resets the backoff to its start."""
     retention_days: float = Field(default=30.0, ge=0)
     """Whole mission trees that ended longer ago than this are deleted at start-up (0 keeps all)."""
     result_text_chars: int = Field(default=20_000, ge=100)

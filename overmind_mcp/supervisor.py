@@ -1,4 +1,4 @@
-"""The supervisor: starts missions, follows them, ends them, and answers questions about them.
+"""The supervisor: starts missions, follows them, restarts or ends them, and answers questions about them.
 
 It knows nothing of MCP. Data flows one way: a request starts a process; the process
 writes its output file; the follower parses each new line into events; events update
@@ -8,7 +8,6 @@ wakes whoever waits.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -17,7 +16,6 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,30 +23,29 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from overmind_mcp import __version__
+from overmind_mcp import __version__, limits, views
 from overmind_mcp.akasha import FILENAME as AKASHA_FILENAME
 from overmind_mcp.akasha import Akasha
-from overmind_mcp.errors import AccessDenied, Conflict, InvalidRequest, NotFound, Refused
-from overmind_mcp.events import Event, to_text
+from overmind_mcp.errors import AccessDenied, Conflict, InvalidRequest, NotFound, OvermindError, Refused
+from overmind_mcp.events import note_line, parse_note
 from overmind_mcp.identity import ROOT, Caller, Credentials
-from overmind_mcp.mission import Mission
+from overmind_mcp.mission import Broadcast, Mission
 from overmind_mcp.models import (
     LIVE,
     KillOutcome,
     KillResult,
     LogPage,
     MissionResult,
-    MissionSummary,
     PsResult,
     ServerStatus,
     Spawned,
     SpawnRequest,
     Totals,
-    Usage,
+    TurnResult,
     WaitResult,
 )
 from overmind_mcp.names import check_name, new_id, new_name
-from overmind_mcp.output import LineReader, read_page, tail_bytes
+from overmind_mcp.output import LineReader, tail_bytes
 from overmind_mcp.process import (
     ChildProcess,
     ExitStatus,
@@ -59,6 +56,8 @@ from overmind_mcp.process import (
 )
 from overmind_mcp.providers import claude, raw
 from overmind_mcp.recovery import find_orphans
+from overmind_mcp.restarts import RestartPolicy
+from overmind_mcp.session import SessionChannel, Turn
 from overmind_mcp.settings import Settings
 from overmind_mcp.store import MissionRow, Store
 from overmind_mcp.watch import FileWatcher, Wakeup
@@ -68,7 +67,7 @@ logger = logging.getLogger("overmind_mcp")
 ProgressCallback = Callable[[float, float | None, str], Awaitable[None]]
 
 # Variables a child must not inherit: the CLI refuses to start nested under them, and
-# the mission identity is ours to set.
+# the mission identity (and its token) is ours to set.
 _HIDDEN_ENV = frozenset(
     {
         "CLAUDECODE",
@@ -83,22 +82,13 @@ _HIDDEN_ENV = frozenset(
 _TOKEN_VARIABLE = "OVERMIND_TOKEN"
 _STDERR_EXCERPT_BYTES = 2000
 _WAIT_REPORT_INTERVAL_S = 1.0
-_PAGE_BYTES = 64 * 1024
 _RECENT_FINISHED = 1024
-
-
-class Broadcast:
-    """Wakes every current waiter at once; used as "something changed, look again"."""
-
-    def __init__(self) -> None:
-        self._event = anyio.Event()
-
-    def fire(self) -> None:
-        self._event.set()
-        self._event = anyio.Event()
-
-    async def wait(self) -> None:
-        await self._event.wait()
+_CONTINUE = (
+    "Continue the task from where you left off; your previous attempt ended early ({reason}). "
+    "Check what is already done before you redo anything."
+)
+# Stop reasons a restart policy may act on; every other one is a stop on request.
+_RESTARTABLE = frozenset({None, "stalled"})
 
 
 class Supervisor:
@@ -114,17 +104,19 @@ class Supervisor:
         # Shared memory; the supervisor only uses it for `recall_into_prompt` and `remember_result`.
         self.akasha = akasha
         self.server_id = new_id()
+        self.credentials = Credentials()
+        # Where delegating children call back in; set by whoever serves the HTTP endpoint.
+        self.delegation_url: str | None = None
         self._store = store
         self._watcher = watcher
         self._tasks = task_group
         self._live: dict[str, Mission] = {}
+        # Spawned beyond max_concurrent: started in order as running missions end.
+        self._queue: deque[Mission] = deque()
         # Recently finished missions stay in memory so `wait` and `result` answer without a query.
         self._finished: dict[str, Mission] = {}
         self._changed = Broadcast()
         self._started = time.monotonic()
-        self.credentials = Credentials()
-        # Where delegating children call back in; set by whoever serves the HTTP endpoint.
-        self.delegation_url: str | None = None
 
     @classmethod
     @asynccontextmanager
@@ -159,17 +151,34 @@ class Supervisor:
         await self._store.register_server(self.server_id, me, process_start_time(me) or 0.0, time.time())
         orphans = await find_orphans(self._store, self.server_id)
         for row in orphans.running:
-            mission = Mission(row, deque(maxlen=self.settings.tail_lines))
+            mission = self._track(row)
             mission.process = ChildProcess.adopt(row.pid or 0, row.proc_start or 0.0, row.id)
-            self._live[row.id] = mission
+            # Its stdin went with the server that started it: an adopted session takes no more turns.
+            mission.session = None
+            mission.reader = LineReader(Path(row.output_path))
             await self._store.add_event(row.id, time.time(), "adopted", {"server": self.server_id})
             self._tasks.start_soon(self._supervise, mission)
+        for row in orphans.queued:
+            self._queue.append(self._track(row))
         for row in orphans.ended:
             await self._settle(row)
         if self.settings.retention_days:
             pruned = await self._store.prune(time.time() - self.settings.retention_days * 86400)
             for row in pruned:
                 shutil.rmtree(Path(row.output_path).parent, ignore_errors=True)
+        await self._admit()
+
+    def _track(self, row: MissionRow) -> Mission:
+        mission = Mission(row, deque(maxlen=self.settings.tail_lines))
+        options = row.options
+        if options.get("session"):
+            mission.session = SessionChannel()
+            if options.get("prompt"):
+                mission.session.submit(options["prompt"])
+        self._live[row.id] = mission
+        if row.parent_id in self._live:
+            self._live[row.parent_id].children.add(row.id)
+        return mission
 
     async def _settle(self, row: MissionRow) -> None:
         """Record the end of a mission whose process ended while no server was watching."""
@@ -185,16 +194,18 @@ class Supervisor:
         if not output.exists():
             return None
         with LineReader(output) as reader:
-            while self._ingest(mission, reader, final=True) is not None:
+            while _ingest(mission, reader, final=True) is not None:
                 pass
         return max(path.stat().st_mtime for path in (output, stderr) if path.exists())
 
     # -- spawn -------------------------------------------------------------------------------
 
     async def spawn(self, request: SpawnRequest, caller: Caller = ROOT) -> Spawned:
-        provider = _provider_of(request)
+        provider = limits.provider_of(request)
         parent = await self._parent_for(request.parent, caller)
-        request = await self._within_parent(request, parent)
+        siblings = len(await self._store.list(parent_id=parent.id)) if parent else 0
+        subtree_cost = await self._subtree_cost(parent) if parent else 0.0
+        request = limits.within_parent(request, parent, self.settings, siblings=siblings, subtree_cost=subtree_cost)
         if request.recall_into_prompt and request.prompt:
             request = await self._with_memories(request, parent)
         cwd = self._cwd_for(request.cwd, parent)
@@ -210,49 +221,91 @@ class Supervisor:
             provider=provider,
             options=request.model_dump(exclude_defaults=True),
             cwd=str(cwd),
-            status="running",
+            status="queued" if self._full() else "running",
             output_path=str(directory / "output.jsonl"),
             stderr_path=str(directory / "stderr.log"),
             created_at=time.time(),
             server_id=self.server_id,
         )
-        argv, secrets = ([*(request.command or [])], {}) if provider == "raw" else self._claude_argv(request, row)
         for _attempt in range(3):
             try:
                 await self._store.insert(row)
                 break
             except Conflict:
                 if request.name:
-                    self.credentials.revoke(row.id)
                     raise
                 row.name = new_name()
-        mission = Mission(row, deque(maxlen=self.settings.tail_lines))
+        mission = self._track(row)
+        if row.status == "queued":
+            self._queue.append(mission)
+            self._changed.fire()
+            return Spawned(id=row.id, name=row.name, status="queued", parent=row.parent_id, pid=None)
         try:
-            process = spawn(
-                argv,
-                cwd=cwd,
-                env=self._child_env(row, {**request.env, **secrets}),
-                stdout_path=Path(row.output_path),
-                stderr_path=Path(row.stderr_path),
-            )
+            await self._launch(mission)
         except Exception as exc:
-            self.credentials.revoke(row.id)
-            row.status, row.end_reason, row.ended_at = "failed", str(exc), time.time()
-            await self._store.update(row.id, status=row.status, end_reason=row.end_reason, ended_at=row.ended_at)
+            await self._fail_to_start(mission, exc)
             raise
-        mission.process = process
-        row.pid, row.pgid, row.proc_start, row.started_at = process.pid, process.pgid, process.start_time, time.time()
-        await self._store.update(
-            row.id, pid=row.pid, pgid=row.pgid, proc_start=row.proc_start, started_at=row.started_at
-        )
-        self._live[row.id] = mission
-        if parent and parent.id in self._live:
-            self._live[parent.id].children.add(row.id)
         self._tasks.start_soon(self._supervise, mission)
         self._changed.fire()
         return Spawned(id=row.id, name=row.name, status="running", parent=row.parent_id, pid=row.pid)
 
-    def _claude_argv(self, request: SpawnRequest, row: MissionRow) -> tuple[list[str], dict[str, str]]:
+    def _full(self) -> bool:
+        """Whether max_concurrent missions already hold a process (or are between two runs)."""
+        return sum(mission.row.status != "queued" for mission in self._live.values()) >= self.settings.max_concurrent
+
+    async def _admit(self) -> None:
+        """Start queued missions, oldest first, while there is room."""
+        while self._queue and not self._full():
+            mission = self._queue.popleft()
+            try:
+                await self._launch(mission)
+            except Exception as exc:
+                await self._fail_to_start(mission, exc)
+                continue
+            self._tasks.start_soon(self._supervise, mission)
+            self._changed.fire()
+
+    async def _fail_to_start(self, mission: Mission, exc: Exception) -> None:
+        mission.launch_error = str(exc) if isinstance(exc, OvermindError) else f"{type(exc).__name__}: {exc}"
+        await self._finish(mission, ExitStatus(code=None, signal=None))
+
+    async def _launch(self, mission: Mission, *, prompt: str | None = None, resume: str | None = None) -> None:
+        """Start (or restart) the mission's process."""
+        row = mission.row
+        request = SpawnRequest.model_validate(row.options)
+        if row.provider == "raw":
+            argv, secrets = list(request.command or []), {}
+        else:
+            argv, secrets = self._claude_argv(request, row, prompt=prompt, resume=resume)
+        process = spawn(
+            argv,
+            cwd=Path(row.cwd),
+            env=self._child_env(row, {**request.env, **secrets}),
+            stdout_path=Path(row.output_path),
+            stderr_path=Path(row.stderr_path),
+            stdin_pipe=request.session,
+        )
+        mission.process = process
+        mission.run_started = mission.activity.last_output_at = time.monotonic()
+        if mission.reader is None:
+            mission.reader = LineReader(Path(row.output_path))
+        row.status = "running"
+        row.pid, row.pgid, row.proc_start = process.pid, process.pgid, process.start_time
+        row.started_at = row.started_at or time.time()
+        await self._store.update(
+            row.id,
+            status=row.status,
+            pid=row.pid,
+            pgid=row.pgid,
+            proc_start=row.proc_start,
+            started_at=row.started_at,
+        )
+        if mission.session is not None:
+            await self._pump(mission)
+
+    def _claude_argv(
+        self, request: SpawnRequest, row: MissionRow, *, prompt: str | None, resume: str | None
+    ) -> tuple[list[str], dict[str, str]]:
         """The child's argv, and the secrets its environment must carry."""
         allowed_tools, mcp_config, secrets = list(request.allowed_tools), [], {}
         if self._delegates(request, row):
@@ -262,7 +315,7 @@ class Supervisor:
             mcp_config.append(claude.mcp_server_config("overmind", self.delegation_url, _TOKEN_VARIABLE))
             allowed_tools.append("mcp__overmind")
         options = claude.ClaudeOptions(
-            prompt=request.prompt,
+            prompt=prompt or request.prompt,
             model=request.model,
             allowed_tools=allowed_tools,
             disallowed_tools=request.disallowed_tools,
@@ -270,7 +323,9 @@ class Supervisor:
             max_turns=request.max_turns,
             max_budget_usd=request.max_budget_usd,
             append_system_prompt=request.append_system_prompt,
+            resume=resume or request.resume,
             mcp_config=mcp_config,
+            session=request.session,
         )
         return claude.build_argv(self.settings.claude_bin, options), secrets
 
@@ -287,60 +342,6 @@ class Supervisor:
         if request.delegate and self.delegation_url is None:
             raise InvalidRequest("delegate=true needs the server's HTTP endpoint, and this server has none")
         return request.delegate
-
-    async def _within_parent(self, request: SpawnRequest, parent: MissionRow | None) -> SpawnRequest:
-        """The request checked against the server's limits and the parent's own privileges.
-
-        Privilege never grows down the tree: a child inherits what its parent may do and
-        may ask for less, never more. Asking for more is refused, not quietly cut.
-        """
-        if request.permission_mode == "bypassPermissions" and not self.settings.allow_bypass:
-            raise Refused(
-                "permission_mode bypassPermissions is refused: the server's configuration does not allow it "
-                "(OVERMIND_ALLOW_BYPASS); use acceptEdits with allowed_tools instead"
-            )
-        if parent is None:
-            return request
-        if parent.depth + 1 >= self.settings.max_depth:
-            raise Refused(
-                f"depth limit: {parent.name!r} is at depth {parent.depth} and max_depth is "
-                f"{self.settings.max_depth}; do this work yourself instead of delegating it"
-            )
-        children = len(await self._store.list(parent_id=parent.id))
-        if children >= self.settings.max_children:
-            raise Refused(
-                f"fan-out limit: {parent.name!r} already has {children} children "
-                f"(max_children {self.settings.max_children})"
-            )
-        if parent.provider != "claude":
-            return request
-        granted = parent.options
-        inherited: dict[str, Any] = {}
-        if granted.get("allowed_tools"):
-            extra = set(request.allowed_tools) - set(granted["allowed_tools"])
-            if extra:
-                raise Refused(f"allowed_tools {sorted(extra)} go beyond the parent's {granted['allowed_tools']}")
-            inherited["allowed_tools"] = request.allowed_tools or list(granted["allowed_tools"])
-        if granted.get("disallowed_tools"):
-            inherited["disallowed_tools"] = sorted({*granted["disallowed_tools"], *request.disallowed_tools})
-        parent_mode = granted.get("permission_mode")
-        if request.permission_mode is None:
-            inherited["permission_mode"] = parent_mode
-        elif _MODE_RANK[request.permission_mode] > _MODE_RANK[parent_mode or "default"]:
-            raise Refused(
-                f"permission_mode {request.permission_mode} is more than the parent's {parent_mode or 'default'}"
-            )
-        for limit in ("max_budget_usd", "max_turns"):
-            ceiling, asked = granted.get(limit), getattr(request, limit)
-            if ceiling is not None and asked is not None and asked > ceiling:
-                raise Refused(f"{limit} {asked} is more than the parent's {ceiling}")
-            if ceiling is not None and asked is None:
-                inherited[limit] = ceiling
-        if granted.get("timeout_s") and parent.started_at:
-            left = granted["timeout_s"] - (time.time() - parent.started_at)
-            if request.timeout_s is None or request.timeout_s > left:
-                inherited["timeout_s"] = max(left, 0.001)
-        return request.model_copy(update=inherited)
 
     async def _with_memories(self, request: SpawnRequest, parent: MissionRow | None) -> SpawnRequest:
         """The request with the memories most relevant to its prompt added to the system prompt."""
@@ -387,6 +388,14 @@ class Supervisor:
             raise InvalidRequest(f"cwd {requested!r} is not an existing directory")
         return cwd.resolve()
 
+    async def _subtree_cost(self, row: MissionRow) -> float:
+        """What a mission and everything under it have cost so far (live missions included)."""
+        total = 0.0
+        for member in [row, *await self._store.descendants(row.id)]:
+            mission = self._live.get(member.id)
+            total += (mission.activity.cost_usd if mission else member.cost_usd) or 0.0
+        return total
+
     def _child_env(self, row: MissionRow, extra: dict[str, str]) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if key not in _HIDDEN_ENV}
         env.update(extra)
@@ -399,8 +408,7 @@ class Supervisor:
     # -- following a mission -------------------------------------------------------------------
 
     async def _supervise(self, mission: Mission) -> None:
-        process = mission.process
-        assert process is not None
+        """Follow the mission through every run of its process, restarting it as its policy says."""
         timeout_s = mission.row.options.get("timeout_s")
         # Shielded: a cancellation from outside (the server being stopped) must not stop us
         # from reaping the child and recording how it ended; `shutdown` ends the child
@@ -409,55 +417,162 @@ class Supervisor:
         with mission.scope, self._watcher.watch(Path(mission.row.output_path)) as wakeup:
             async with anyio.create_task_group() as guards:
                 if timeout_s:
-                    # An adopted mission keeps the time it has left.
-                    remaining = timeout_s - (time.time() - (mission.row.started_at or time.time()))
-                    guards.start_soon(self._enforce_timeout, mission, max(remaining, 0.0))
-                async with anyio.create_task_group() as follow:
-                    follow.start_soon(self._follow, mission, wakeup)
-                    exit_status = await process.wait()
-                    wakeup.set()
+                    # Counted from the first start: restarts and server restarts do not reset it.
+                    left = timeout_s - (time.time() - (mission.row.started_at or time.time()))
+                    guards.start_soon(self._enforce_timeout, mission, max(left, 0.0))
+                while True:
+                    exit_status = await self._run_once(mission, wakeup)
+                    if not await self._maybe_restart(mission, exit_status):
+                        break
                 guards.cancel_scope.cancel()
             await self._finish(mission, exit_status)
 
-    async def _follow(self, mission: Mission, wakeup: Wakeup) -> None:
-        assert mission.process is not None
-        with LineReader(Path(mission.row.output_path)) as reader:
-            while True:
-                # Checked before reading, so the read that follows sees everything the child wrote.
-                exited = not mission.process.running
-                while (changed := self._ingest(mission, reader, final=exited)) is not None:
-                    if changed:
-                        await self._on_progress(mission)
-                    await anyio.lowlevel.checkpoint()
-                if exited:
-                    return
-                await wakeup.wait()
+    async def _run_once(self, mission: Mission, wakeup: Wakeup) -> ExitStatus:
+        process = mission.process
+        assert process is not None
+        activity_timeout = mission.row.options.get("activity_timeout_s")
+        async with anyio.create_task_group() as guards:
+            if activity_timeout:
+                guards.start_soon(self._watch_for_stall, mission, activity_timeout)
+            async with anyio.create_task_group() as follow:
+                follow.start_soon(self._follow, mission, wakeup)
+                exit_status = await process.wait()
+                wakeup.set()
+            guards.cancel_scope.cancel()
+        return exit_status
 
-    @staticmethod
-    def _ingest(mission: Mission, reader: LineReader, *, final: bool) -> bool | None:
-        """Fold the next chunk of output into the mission; None when there is nothing more to read."""
-        lines = reader.read_chunk(final=final)
-        if lines is None:
-            return None
-        parse = claude.parse_line if mission.row.provider == "claude" else raw.parse_line
-        changed = False
-        for _end, line in lines:
-            changed |= mission.ingest(parse(line))
-        return changed
+    async def _follow(self, mission: Mission, wakeup: Wakeup) -> None:
+        assert mission.process is not None and mission.reader is not None
+        while True:
+            # Checked before reading, so the read that follows sees everything the child wrote.
+            exited = not mission.process.running
+            while (changed := _ingest(mission, mission.reader, final=exited)) is not None:
+                mission.output.fire()
+                if changed:
+                    await self._on_progress(mission)
+                await anyio.lowlevel.checkpoint()
+            if exited:
+                return
+            await wakeup.wait()
 
     async def _on_progress(self, mission: Mission) -> None:
-        session_id = mission.activity.session_id
-        if session_id and session_id != mission.row.session_id:
+        activity = mission.activity
+        if activity.session_id and activity.session_id != mission.row.session_id:
             # Stored at once: it is what a restart resumes and what a person takes over.
-            mission.row.session_id = session_id
-            await self._store.update(mission.id, session_id=session_id)
+            mission.row.session_id = activity.session_id
+            await self._store.update(mission.id, session_id=activity.session_id)
+        if mission.session is not None and activity.results > mission.session.completed:
+            while activity.results > mission.session.completed and activity.result is not None:
+                mission.session.complete(activity.result)
+            await self._pump(mission)
+        if activity.result is not None and activity.results:
+            await self._enforce_budgets(mission)
+        max_turns = mission.row.options.get("max_turns")
+        if max_turns and mission.session is None and activity.turns > max_turns + 1:
+            # A backstop: the CLI counts and stops at --max-turns itself.
+            self._end_soon(mission, "max_turns")
         self._changed.fire()
 
     async def _enforce_timeout(self, mission: Mission, timeout_s: float) -> None:
         await anyio.sleep(timeout_s)
-        if mission.stop_reason is None:
-            mission.stop_reason = "timed_out"
+        if mission.request_stop("timed_out"):
             await self._terminate(mission, force=False)
+
+    async def _watch_for_stall(self, mission: Mission, timeout_s: float) -> None:
+        """End a run that has printed nothing for `timeout_s` while not inside a tool call.
+
+        Sleeps until the moment the mission would become stalled and wakes on any output,
+        so a stall is seen `timeout_s` after the last line, not up to twice that.
+        """
+        activity = mission.activity
+        while True:
+            waiting_on_tool = activity.in_tool
+            idle_session = mission.session is not None and mission.session.current is None
+            quiet = time.monotonic() - activity.last_output_at
+            if not (waiting_on_tool or idle_session) and quiet >= timeout_s:
+                break
+            with anyio.move_on_after(None if waiting_on_tool or idle_session else timeout_s - quiet):
+                await mission.output.wait()
+            if idle_session and mission.session is not None and mission.session.current is not None:
+                # A turn just started: the clock starts now.
+                activity.last_output_at = time.monotonic()
+        await self._append_note(mission, "stall", f"no output for {timeout_s:g}s: stalled")
+        if mission.request_stop("stalled"):
+            await self._terminate(mission, force=False)
+
+    def _end_soon(self, mission: Mission, reason: str) -> None:
+        if mission.request_stop(reason):
+            self._tasks.start_soon(self._terminate_quietly, mission)
+
+    async def _enforce_budgets(self, mission: Mission) -> None:
+        """A budget caps the cost of a mission's whole subtree: stop what runs under a spent one."""
+        ancestor: MissionRow | None = mission.row
+        while ancestor is not None:
+            budget = ancestor.options.get("max_budget_usd")
+            if budget is not None and ancestor.id != mission.id:
+                spent = await self._subtree_cost(ancestor)
+                if spent >= budget:
+                    for member in [ancestor, *await self._store.descendants(ancestor.id)]:
+                        live = self._live.get(member.id)
+                        if live is not None and live.process is not None and live.process.running:
+                            self._end_soon(live, "budget")
+            ancestor = await self._row(ancestor.parent_id) if ancestor.parent_id else None
+
+    async def _maybe_restart(self, mission: Mission, exit_status: ExitStatus) -> bool:
+        """Start the mission again if its policy says so; False when it stays ended."""
+        options = mission.row.options
+        policy = RestartPolicy(
+            mode=options.get("restart", "never"),
+            max_restarts=options.get("max_restarts", 3),
+            window_s=options.get("restart_window_s", 300.0),
+            backoff_s=self.settings.restart_backoff_s,
+            backoff_max_s=self.settings.restart_backoff_max_s,
+            stable_s=self.settings.restart_stable_s,
+        )
+        if policy.mode == "never" or mission.stop_reason not in _RESTARTABLE:
+            return False
+        status, reason = self._outcome(mission, exit_status)
+        run_s = time.monotonic() - mission.run_started
+        delay = mission.restarts.next_delay(policy, failed=status != "succeeded", run_s=run_s)
+        if delay is None:
+            return False
+        row = mission.row
+        row.status, row.restarts = "restarting", mission.restarts.count
+        why = f"{status}: {reason}" if reason else status
+        await self._append_note(
+            mission, "restart", f"restart #{row.restarts} in {delay:g}s ({why})", number=row.restarts, delay_s=delay
+        )
+        await self._store.update(row.id, status=row.status, restarts=row.restarts)
+
+        if mission.session is not None and mission.session.current is not None:
+            # The turn in flight died with the process: it goes first on the next one.
+            mission.session.queue.appendleft(mission.session.current)
+            mission.session.current = None
+        self._changed.fire()
+        with anyio.move_on_after(delay):
+            await mission.stopping.wait()
+        if mission.stop_reason not in _RESTARTABLE:
+            return False  # ended on request during the backoff
+        session_id = mission.activity.session_id
+        mission.resume_after_restart()
+        if row.provider == "claude" and session_id:
+            # Resume the conversation, so the work done so far is not repeated.
+            prompt = None if mission.session else _CONTINUE.format(reason=why)
+            launch = self._launch(mission, prompt=prompt, resume=session_id)
+        else:
+            launch = self._launch(mission)
+        try:
+            await launch
+        except Exception as exc:
+            mission.launch_error = f"restart failed: {exc}"
+            return False
+        return True
+
+    async def _append_note(self, mission: Mission, kind: str, text: str, **data: Any) -> None:
+        """A supervision event: in the store, and in the log too unless the process could be mid-line."""
+        await self._store.add_event(mission.id, time.time(), kind, {"text": text, **data})
+        if mission.process is None or not mission.process.running:
+            _append_line(Path(mission.row.output_path), note_line(kind, text))
 
     async def _finish(self, mission: Mission, exit_status: ExitStatus, *, ended_at: float | None = None) -> None:
         row = mission.row
@@ -475,6 +590,11 @@ class Supervisor:
         row.num_turns = mission.activity.turns
         row.session_id = mission.activity.session_id or row.session_id
         self.credentials.revoke(row.id)
+        if mission.reader is not None:
+            mission.reader.close()
+            mission.reader = None
+        if mission.session is not None:
+            mission.session.abandon(f"the session ended ({row.status})")
         # Waiters first: the output file already holds everything the store would say.
         self._live.pop(row.id, None)
         self._finished[row.id] = mission
@@ -493,6 +613,7 @@ class Supervisor:
             num_turns=row.num_turns,
             session_id=row.session_id,
         )
+        await self._admit()
         if row.options.get("remember_result"):
             try:
                 await self.akasha.remember_result(row)
@@ -501,12 +622,17 @@ class Supervisor:
                 logger.exception("could not remember the result of %s", row.id)
 
     def _outcome(self, mission: Mission, exit_status: ExitStatus) -> tuple[str, str | None]:
+        if mission.launch_error is not None:
+            return "failed", mission.launch_error
         if mission.stop_reason == "timed_out":
             return "timed_out", f"timeout_s passed; ended by {mission.ended_by}"
+        if mission.stop_reason == "stalled":
+            timeout = mission.row.options.get("activity_timeout_s")
+            return "failed", f"stalled: no output for {timeout}s; ended by {mission.ended_by}"
         if mission.stop_reason is not None:
             killed = mission.ended_by == "SIGKILL" or exit_status.signal == signal.SIGKILL
-            why = "the server shut down" if mission.stop_reason == "shutdown" else "ended on request"
-            return ("killed" if killed else "stopped"), f"{why}; ended by {mission.ended_by}"
+            why = _STOP_REASONS.get(mission.stop_reason, "ended on request")
+            return ("killed" if killed else "stopped"), f"{why}; ended by {mission.ended_by or 'never started'}"
         result = mission.activity.result
         if not exit_status.known:
             # Adopted after a server crash: whoever reaped it took its exit status along.
@@ -514,7 +640,7 @@ class Supervisor:
                 verdict = "failed" if result.is_error else "succeeded"
                 return verdict, "it ended after a server restart: its outcome is its result line (exit code unknown)"
             return "lost", "it ended while no server could see its exit status, and left no result"
-        how = _describe_exit(exit_status)
+        how = views.describe_exit(exit_status)
         if mission.row.provider == "raw":
             return ("succeeded", None) if exit_status.code == 0 else ("failed", how)
         if result is None:
@@ -564,9 +690,9 @@ class Supervisor:
                     doomed.setdefault(row.id, row)
             doomed.setdefault(target.id, target)
         for mission_id in doomed:
-            if (mission := self._live.get(mission_id)) is not None and mission.stop_reason is None:
+            if (mission := self._live.get(mission_id)) is not None:
                 # Marked before any signal, so none of them can take new children meanwhile.
-                mission.stop_reason = "stopped"
+                mission.request_stop("stopped")
         how: dict[str, str] = {}
         # Deepest first: children end before their parents.
         for depth in sorted({row.depth for row in doomed.values()}, reverse=True):
@@ -624,11 +750,25 @@ class Supervisor:
         return self.settings.database_path.with_name(self.settings.database_path.name + "-wal")
 
     async def _terminate(self, mission: Mission, *, force: bool) -> str:
-        """End a mission's whole process group: SIGINT, then SIGTERM, then SIGKILL (or SIGKILL at once)."""
+        """End a mission's whole process group: SIGINT, then SIGTERM, then SIGKILL (or SIGKILL at once).
+
+        A live session is first asked to end by closing its stdin, as a person ends one.
+        """
+        if mission in self._queue:
+            self._queue.remove(mission)
+            await self._finish(mission, ExitStatus(code=None, signal=None))
+            return "never started (it was queued)"
         process = mission.process
         if process is None or not process.running:
+            mission.stopping.set()  # cuts a restart's backoff short
             await mission.ended.wait()
             return f"already {mission.row.status}"
+        if mission.session is not None and not force and process.stdin is not None:
+            mission.ended_by = "end of input"
+            process.close_stdin()
+            with anyio.move_on_after(self.settings.kill_grace_s):
+                await mission.ended.wait()
+                return "end of input"
         steps = [] if force else [signal.SIGINT, signal.SIGTERM]
         for sig in steps:
             mission.ended_by = sig.name
@@ -645,14 +785,15 @@ class Supervisor:
 
     async def shutdown(self) -> None:
         """End every mission this server runs, except detached ones (the server is going away)."""
-        staying = [m for m in self._live.values() if m.row.options.get("detach")]
-        going = [m for m in self._live.values() if not m.row.options.get("detach")]
+        staying = [m for m in self._live.values() if m.row.options.get("detach") and m.process is not None]
+        going = [m for m in self._live.values() if m not in staying]
         for mission in staying:
             # Left running, and in the store as running: the next server re-adopts it.
             if mission.scope is not None:
                 mission.scope.cancel()
+        self._queue.clear()
         for mission in going:
-            mission.stop_reason = mission.stop_reason or "shutdown"
+            mission.request_stop("shutdown")
         async with anyio.create_task_group() as task_group:
             for mission in going:
                 task_group.start_soon(self._terminate_quietly, mission)
@@ -660,6 +801,94 @@ class Supervisor:
 
     async def _terminate_quietly(self, mission: Mission) -> None:
         await self._terminate(mission, force=False)
+
+    # -- live sessions -------------------------------------------------------------------------
+
+    async def send(
+        self, ref: str, message: str, *, wait: bool = True, timeout_s: float = 120.0, caller: Caller = ROOT
+    ) -> TurnResult:
+        """Give a live session its next turn; with `wait`, return that turn's result."""
+        if not message.strip():
+            raise InvalidRequest("the message is empty: say what the session should do next")
+        mission = await self._session(ref, caller)
+        assert mission.session is not None
+        turn = mission.session.submit(message)
+        await self._pump(mission)
+        self._changed.fire()
+        if wait:
+            with anyio.move_on_after(timeout_s):
+                await turn.done.wait()
+        return self._turn_result(mission, turn, timed_out=wait and not turn.done.is_set())
+
+    async def interrupt(self, ref: str, *, caller: Caller = ROOT) -> TurnResult:
+        """End a live session's current turn the way the CLI does, keeping the session."""
+        mission = await self._session(ref, caller)
+        assert mission.session is not None and mission.process is not None
+        turn = mission.session.current
+        if turn is None:
+            raise Conflict(f"session {mission.name!r} is idle: there is no turn to interrupt")
+        turn.interrupted = True
+        await mission.process.write_stdin(claude.interrupt_request(f"req_{turn.number}"))
+        with anyio.move_on_after(self.settings.kill_grace_s):
+            await turn.done.wait()
+        return self._turn_result(mission, turn, timed_out=not turn.done.is_set())
+
+    async def _session(self, ref: str, caller: Caller) -> Mission:
+        row = await self._resolve(ref)
+        await self._check_visible(caller, row)
+        mission = self._live.get(row.id)
+        if not row.options.get("session"):
+            raise InvalidRequest(f"{row.name!r} is a task, not a session: spawn one with session=true to talk to it")
+        if mission is None:
+            raise Conflict(
+                f"session {row.name!r} has ended ({row.status}); spawn a new one with resume={row.session_id!r}"
+                " to continue its conversation"
+            )
+        if mission.session is None:
+            raise Conflict(
+                f"session {row.name!r} lost its input when the server that started it stopped; spawn a new one "
+                f"with resume={row.session_id!r}"
+            )
+        return mission
+
+    async def _pump(self, mission: Mission) -> None:
+        """Write the session's next turn to its stdin when it is ready for one."""
+        process = mission.process
+        if mission.session is None or process is None or not process.running:
+            return
+        turn = mission.session.take_next()
+        if turn is None:
+            return
+        mission.activity.last_output_at = time.monotonic()
+        try:
+            await process.write_stdin(claude.user_message(turn.message))
+        except OSError:
+            mission.session.queue.appendleft(turn)  # the process is going; a restart sends it again
+            mission.session.current = None
+
+    def _turn_result(self, mission: Mission, turn: Turn, *, timed_out: bool) -> TurnResult:
+        assert mission.session is not None
+        result = turn.result
+        if turn.abandoned:
+            state = "abandoned"
+        elif result is not None:
+            state = "interrupted" if turn.interrupted else "done"
+        else:
+            state = "working" if mission.session.current is turn else "queued"
+        errors = list(result.errors) if result else ([turn.abandoned] if turn.abandoned else [])
+        return TurnResult(
+            id=mission.id,
+            name=mission.name,
+            turn=turn.number,
+            state=state,
+            queue_position=mission.session.position(turn),
+            text=result.text if result else None,
+            is_error=result.is_error if result else None,
+            errors=errors,
+            cost_usd=mission.activity.cost_usd,
+            session_id=mission.activity.session_id or mission.row.session_id,
+            timed_out=timed_out,
+        )
 
     # -- waiting and reading -------------------------------------------------------------------
 
@@ -731,14 +960,15 @@ class Supervisor:
                 await self._changed.wait()
         return WaitResult(
             done=[await self.result(mission_id) for mission_id in done],
-            pending=[await self._summary(await self._row(mission_id)) for mission_id in ids if mission_id not in done],
+            pending=[self._summary(await self._row(mission_id)) for mission_id in ids if mission_id not in done],
             timed_out=not satisfied,
         )
 
     def _is_done(self, mission_id: str) -> bool:
         mission = self._live.get(mission_id)
-        # A mission not live here has ended (or belongs to another server; see the store).
-        return mission is None or mission.ended.is_set()
+        # A mission not live here has ended (or belongs to another server; see the store). A live
+        # session counts as done when it is idle: it has answered everything it was sent.
+        return mission is None or mission.ended.is_set() or mission.session_state() == "idle"
 
     def _describe_wait(self, ids: list[str], done: int) -> str:
         parts = [f"{done}/{len(ids)} done"]
@@ -747,40 +977,16 @@ class Supervisor:
             if mission is not None and not mission.ended.is_set():
                 activity = mission.activity
                 cost = f", ${activity.cost_usd:.4f}" if activity.cost_usd else ""
-                parts.append(f"{mission.name}: {activity.doing() or 'starting'}{cost}")
+                doing = activity.doing() or "starting"
+                if mission in self._queue:
+                    doing = f"queued (#{self._queue.index(mission) + 1})"
+                parts.append(f"{mission.name}: {doing}{cost}")
         return " · ".join(parts)
 
     async def result(self, ref: str, *, caller: Caller = ROOT) -> MissionResult:
         row = await self._resolve(ref)
         await self._check_visible(caller, row)
-        mission = self._live.get(row.id)
-        record = row.result or {}
-        text = record.get("text")
-        limit = self.settings.result_text_chars
-        truncated = text is not None and len(text) > limit
-        if truncated:
-            text = text[-limit:] if row.provider == "raw" else text[:limit]
-        usage = record.get("usage")
-        return MissionResult(
-            id=row.id,
-            name=row.name,
-            status=row.status,  # type: ignore[arg-type]
-            exit_code=row.exit_code,
-            is_error=record.get("is_error"),
-            text=text,
-            text_truncated=truncated,
-            errors=record.get("errors", []),
-            session_id=row.session_id,
-            cwd=row.cwd,
-            cost_usd=row.cost_usd if mission is None else mission.activity.cost_usd,
-            duration_ms=record.get("duration_ms"),
-            num_turns=record.get("num_turns"),
-            usage=Usage.model_validate(usage) if isinstance(usage, dict) else None,
-            permission_denials=record.get("permission_denials", []),
-            started_at=_iso(row.started_at),
-            ended_at=_iso(row.ended_at),
-            progress=mission.activity.progress() if mission is not None else None,
-        )
+        return views.result_of(row, self._live.get(row.id), text_limit=self.settings.result_text_chars)
 
     async def ps(
         self,
@@ -804,7 +1010,7 @@ class Supervisor:
         else:
             rows = await self._store.list()
         if tree:
-            rows = _depth_first(rows)
+            rows = views.depth_first(rows)
         if status is not None:
             rows = [row for row in rows if row.status == status]
         live_count = sum(row.status in LIVE for row in rows)
@@ -814,9 +1020,9 @@ class Supervisor:
             keep = {row.id for row in rows if row.status in LIVE}
             keep |= {row.id for row in sorted(rows, key=lambda row: row.created_at)[-limit:]}
             rows = [row for row in rows if row.id in keep]
-        summaries = [await self._summary(row) for row in rows]
+        summaries = [self._summary(row) for row in rows]
         if tree:
-            _roll_up_costs(summaries)
+            views.roll_up_costs(summaries)
         return PsResult(
             missions=summaries,
             totals=Totals(missions=len(rows), running=live_count, cost_usd=round(cost, 6)),
@@ -837,24 +1043,7 @@ class Supervisor:
             raise InvalidRequest("limit must be at least 1")
         row = await self._resolve(ref)
         await self._check_visible(caller, row)
-        path = Path(row.output_path)
-        size = _file_size(path)
-        lines, next_cursor = read_page(path, min(cursor, size), limit, _PAGE_BYTES) if size else ([], cursor)
-        page = LogPage(
-            id=row.id,
-            name=row.name,
-            status=row.status,  # type: ignore[arg-type]
-            cursor=cursor,
-            next_cursor=next_cursor,
-            more=next_cursor < size,
-        )
-        parse = claude.parse_line if row.provider == "claude" else raw.parse_line
-        for line in lines:
-            if format == "events":
-                page.events.append(_event_dict(line))
-            else:
-                page.lines.extend(_readable(parse(line)))
-        return page
+        return views.log_page(row, cursor=cursor, limit=limit, format=format)
 
     async def status(self) -> ServerStatus:
         counts = await self._store.counts_by_status()
@@ -863,7 +1052,9 @@ class Supervisor:
             server_id=self.server_id,
             uptime_s=round(time.monotonic() - self._started, 1),
             missions_by_status=counts,
-            children_running=len(self._live),
+            children_running=sum(
+                mission.process is not None and mission.process.running for mission in self._live.values()
+            ),
             total_cost_usd=round(await self._store.total_cost(), 6),
             state_dir=str(self.settings.home),
             claude_bin=self.settings.claude_bin,
@@ -903,105 +1094,33 @@ class Supervisor:
         mission = self._live.get(row.id)
         return mission.activity.cost_usd if mission is not None else row.cost_usd
 
-    async def _summary(self, row: MissionRow) -> MissionSummary:
+    def _summary(self, row: MissionRow) -> views.MissionSummary:
         mission = self._live.get(row.id)
-        end = row.ended_at or time.time()
-        return MissionSummary(
-            id=row.id,
-            name=row.name,
-            status=row.status,  # type: ignore[arg-type]
-            parent=row.parent_id,
-            depth=row.depth,
-            age_s=round(end - row.created_at, 1),
-            turns=mission.activity.turns if mission else row.num_turns,
-            cost_usd=self._cost(row),
-            doing=mission.activity.doing() if mission else None,
-        )
+        position = self._queue.index(mission) + 1 if mission is not None and mission in self._queue else None
+        return views.summary_of(row, mission, queue_position=position)
 
 
-# How much a permission mode lets a child do unasked, for "never more than the parent".
-_MODE_RANK = {"plan": 0, "default": 1, "manual": 1, "dontAsk": 1, "acceptEdits": 2, "auto": 3, "bypassPermissions": 4}
-_CLAUDE_ONLY = ("model", "permission_mode", "max_turns", "max_budget_usd", "append_system_prompt")
+_STOP_REASONS = {
+    "shutdown": "the server shut down",
+    "budget": "its tree's budget is spent",
+    "max_turns": "it went past max_turns",
+    "stopped": "ended on request",
+}
 
 
-def _provider_of(request: SpawnRequest) -> str:
-    """Which provider runs the request ("claude" or "raw"); raises if its shape is wrong."""
-    if (request.prompt is None) == (request.command is None):
-        raise InvalidRequest("give exactly one of `prompt` (a Claude task) or `command` (an argv list to run)")
-    for key in request.env:
-        if key.startswith("OVERMIND_") or not key or "=" in key:
-            raise InvalidRequest(f"env: {key!r} cannot be set (names with '=' and OVERMIND_* are reserved)")
-    if request.command is not None:
-        if not request.command or not request.command[0]:
-            raise InvalidRequest('`command` must be a non-empty argv list, e.g. ["pytest", "-q"]')
-        claude_only = [name for name in _CLAUDE_ONLY if getattr(request, name) is not None]
-        claude_only += [
-            name
-            for name in ("allowed_tools", "disallowed_tools", "recall_into_prompt", "delegate")
-            if getattr(request, name)
-        ]
-        if claude_only:
-            raise InvalidRequest(f"{', '.join(claude_only)} only apply to Claude tasks (`prompt`), not `command`")
-        return "raw"
-    if not (request.prompt or "").strip():
-        raise InvalidRequest("`prompt` is empty: say what the child should do")
-    return "claude"
+def _append_line(path: Path, line: bytes) -> None:
+    with path.open("ab") as output:
+        output.write(line)
 
 
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _describe_exit(exit_status: ExitStatus) -> str:
-    if exit_status.signal is not None:
-        return f"killed by {signal.Signals(exit_status.signal).name}"
-    return f"exited with code {exit_status.code}"
-
-
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
+def _ingest(mission: Mission, reader: LineReader, *, final: bool) -> bool | None:
+    """Fold the next chunk of output into the mission; None when there is nothing more to read."""
+    lines = reader.read_chunk(final=final)
+    if lines is None:
         return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _readable(events: list[Event]) -> list[str]:
-    return [text for event in events if (text := to_text(event)) is not None]
-
-
-def _event_dict(line: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(line)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        return data
-    return {"type": "plain", "text": line.decode("utf-8", "replace").rstrip("\r\n")}
-
-
-def _roll_up_costs(summaries: list[MissionSummary]) -> None:
-    """Give each mission of a depth-first listing the cost of its whole subtree."""
-    totals = {summary.id: summary.cost_usd or 0.0 for summary in summaries}
-    for summary in reversed(summaries):
-        if summary.parent in totals:
-            totals[summary.parent] += totals[summary.id]
-    for summary in summaries:
-        summary.tree_cost_usd = round(totals[summary.id], 6)
-
-
-def _depth_first(rows: list[MissionRow]) -> list[MissionRow]:
-    """Rows in tree order: each mission followed by its subtree, oldest first."""
-    by_parent: dict[str | None, list[MissionRow]] = {}
-    ids = {row.id for row in rows}
-    for row in sorted(rows, key=lambda row: row.created_at):
-        parent = row.parent_id if row.parent_id in ids else None
-        by_parent.setdefault(parent, []).append(row)
-    ordered: list[MissionRow] = []
-    stack = list(reversed(by_parent.get(None, [])))
-    while stack:
-        row = stack.pop()
-        ordered.append(row)
-        stack.extend(reversed(by_parent.get(row.id, [])))
-    return ordered
+    parse = claude.parse_line if mission.row.provider == "claude" else raw.parse_line
+    changed = False
+    for _end, line in lines:
+        note = parse_note(line)
+        changed |= mission.ingest([note] if note is not None else parse(line))
+    return changed

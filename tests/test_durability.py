@@ -36,6 +36,7 @@ async def server(settings: Settings) -> AsyncIterator[tuple[Client, psutil.Proce
         "OVERMIND_HOME": str(settings.home),
         "OVERMIND_CLAUDE_BIN": settings.claude_bin,
         "OVERMIND_KILL_GRACE_S": "1",
+        "OVERMIND_MAX_CONCURRENT": "64",
     }
     params = StdioServerParameters(command=sys.executable, args=["-m", "overmind_mcp"], env=env)
     before = {child.pid for child in psutil.Process().children()}

@@ -19,7 +19,20 @@ from tests.conftest import assert_no_leftovers
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = ["spawn", "wait", "result", "kill", "ps", "logs", "status", "remember", "recall", "forget"]
+TOOLS = [
+    "spawn",
+    "wait",
+    "result",
+    "kill",
+    "send",
+    "interrupt",
+    "ps",
+    "logs",
+    "status",
+    "remember",
+    "recall",
+    "forget",
+]
 
 
 @pytest.fixture
@@ -166,3 +179,18 @@ async def test_the_orchestrate_prompt(client: Client, tmp_path: Path) -> None:
         assert f"mcp__overmind__{tool}" in text
     assert "$task" not in text and "$project_root" not in text
     assert "When not to delegate" in text
+
+
+async def test_a_session_through_the_tools(client: Client) -> None:
+    turn = "fake: answer {}"
+    await call(client, "spawn", prompt=turn.format("hello"), session=True, name="talk")
+    first = await call(client, "wait", ids=["talk"], timeout_s=20)
+    assert first["done"][0]["text"] == "hello" and first["done"][0]["session_state"] == "idle"
+    second = await call(client, "send", id="talk", message=turn.format("again"))
+    assert (second["turn"], second["state"], second["text"]) == (1, "done", "again")
+    idle = await client.call_tool("interrupt", {"id": "talk"})
+    assert idle.is_error and "idle" in idle.content[0].text
+    task = await call(client, "spawn", command=["sleep", "600"])
+    refused = await client.call_tool("send", {"id": task["id"], "message": "hi"})
+    assert refused.is_error and "not a session" in refused.content[0].text
+    await call(client, "kill", ids=["talk", task["id"]])

@@ -3,7 +3,20 @@
 Each module holds one tool. `ALL` is the order `tools/list` shows them in.
 """
 
-from overmind_mcp.tools import forget, kill, logs, ps, recall, remember, result, spawn, status, wait
+from overmind_mcp.tools import (
+    forget,
+    interrupt,
+    kill,
+    logs,
+    ps,
+    recall,
+    remember,
+    result,
+    send,
+    spawn,
+    status,
+    wait,
+)
 from overmind_mcp.tools._base import Tool
 
 ALL: list[Tool] = [
@@ -11,6 +24,8 @@ ALL: list[Tool] = [
     wait.TOOL,
     result.TOOL,
     kill.TOOL,
+    send.TOOL,
+    interrupt.TOOL,
     ps.TOOL,
     logs.TOOL,
     status.TOOL,

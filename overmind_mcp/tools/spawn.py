@@ -8,6 +8,7 @@ from pydantic import Field
 
 from overmind_mcp.models import Spawned, SpawnRequest
 from overmind_mcp.providers.claude import PermissionMode
+from overmind_mcp.restarts import RestartMode
 from overmind_mcp.tools._base import Tool, caller, readable_errors, supervisor
 
 
@@ -39,6 +40,18 @@ async def spawn(
     detach: Annotated[
         bool, Field(description="Keep running if this server stops; the next server re-adopts it")
     ] = False,
+    session: Annotated[
+        bool, Field(description="A live session that stays up between turns: talk to it with send")
+    ] = False,
+    resume: Annotated[str | None, Field(description="Session id of a conversation to continue")] = None,
+    restart: Annotated[
+        RestartMode, Field(description="Start it again when it ends: never, on-failure, always (resumes Claude)")
+    ] = "never",
+    max_restarts: Annotated[int, Field(ge=0, description="Most restarts within restart_window_s")] = 3,
+    restart_window_s: Annotated[float, Field(gt=0)] = 300,
+    activity_timeout_s: Annotated[
+        float | None, Field(gt=0, description="End it as stalled after this long with no output outside a tool")
+    ] = None,
     delegate: Annotated[
         bool | None,
         Field(
@@ -52,7 +65,7 @@ async def spawn(
         bool, Field(description="Store the child's final answer as a memory of its run")
     ] = False,
 ) -> Spawned:
-    """Start a child agent (a `claude -p` task) or a command, and return its id at once.
+    """Start a child agent (a `claude -p` task, or a live session) or a command; returns its id at once.
 
     Use it to delegate a self-contained subtask; then `wait` for it and read its `result`.
     """
@@ -72,6 +85,12 @@ async def spawn(
         append_system_prompt=append_system_prompt,
         env=env or {},
         detach=detach,
+        session=session,
+        resume=resume,
+        restart=restart,
+        max_restarts=max_restarts,
+        restart_window_s=restart_window_s,
+        activity_timeout_s=activity_timeout_s,
         delegate=delegate,
         recall_into_prompt=recall_into_prompt,
         remember_result=remember_result,
