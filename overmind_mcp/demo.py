@@ -7,6 +7,7 @@ kills a stuck child, and prints the tree and every result.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -52,30 +53,30 @@ async def _scenario(client: Client) -> int:
     tools = [tool.name for tool in (await client.list_tools()).tools]
     print(f"connected over stdio; tools: {', '.join(tools)}\n")
 
-    lead = await _call(
-        client, "spawn", name="lead", prompt="Plan the release.\nfake: sleep 1.5\nfake: answer Plan ready."
-    )
+    lead_prompt = "Plan the release.\nfake: sleep 1.5\nfake: answer Plan ready."
+    lead = await _call(client, "spawn", name="lead", prompt=lead_prompt)
+    lint = json.dumps({"name": "lint", "command": [sys.executable, "-c", "print('ruff: 0 problems')"]})
     children = [
         ("research-api", "Survey the API.\nfake: turns 3\nfake: answer The API has 12 endpoints; 2 lack tests."),
-        ("write-tests", "Write the missing tests.\nfake: sleep 0.8\nfake: turns 2\nfake: answer Added 2 test files."),
+        # This child delegates in turn: it calls overmind's own spawn and wait through its MCP config.
+        (
+            "write-tests",
+            "Write the missing tests, then lint them.\nfake: turns 2\n"
+            f"fake: mcp spawn {lint}\n"
+            'fake: mcp wait {"ids": ["lint"], "timeout_s": 30}\n'
+            "fake: answer Added 2 test files; lint ran as my own child.",
+        ),
         ("flaky", "Check the flaky suite.\nfake: sleep 0.3\nfake: error API Error: 529 overloaded"),
     ]
     for name, prompt in children:
         await _call(client, "spawn", name=name, parent="lead", prompt=prompt)
-    await _call(
-        client,
-        "spawn",
-        name="lint",
-        parent="write-tests",
-        command=[sys.executable, "-c", "print('ruff: 0 problems')"],
-    )
     stuck = await _call(client, "spawn", name="stuck", parent="lead", prompt="Hang forever.\nfake: hang")
-    print(f"spawned a tree of 6 missions under {lead['name']} ({lead['id']})\n")
+    print(f"spawned {lead['name']} ({lead['id']}) and four children; write-tests will spawn its own child\n")
 
     async def show_progress(progress: float, total: float | None, message: str | None) -> None:
         print(f"  [{progress:5.1f}s] {message}")
 
-    names = ["research-api", "write-tests", "flaky", "lint", "lead"]
+    names = ["research-api", "write-tests", "flaky", "lead"]
     print("wait(all) with progress notifications:")
     waited = await client.call_tool("wait", {"ids": names, "timeout_s": 30}, progress_callback=show_progress)
     done = (waited.structured_content or {}).get("done", [])
