@@ -8,6 +8,7 @@ wakes whoever waits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -240,13 +241,7 @@ class Supervisor:
             self._queue.append(mission)
             self._changed.fire()
             return Spawned(id=row.id, name=row.name, status="queued", parent=row.parent_id, pid=None)
-        try:
-            await self._launch(mission)
-        except Exception as exc:
-            await self._fail_to_start(mission, exc)
-            raise
-        self._tasks.start_soon(self._supervise, mission)
-        self._changed.fire()
+        await self._begin(mission)
         return Spawned(id=row.id, name=row.name, status="running", parent=row.parent_id, pid=row.pid)
 
     def _full(self) -> bool:
@@ -256,18 +251,19 @@ class Supervisor:
     async def _admit(self) -> None:
         """Start queued missions, oldest first, while there is room."""
         while self._queue and not self._full():
-            mission = self._queue.popleft()
-            try:
-                await self._launch(mission)
-            except Exception as exc:
-                await self._fail_to_start(mission, exc)
-                continue
-            self._tasks.start_soon(self._supervise, mission)
-            self._changed.fire()
+            with contextlib.suppress(Exception):  # a mission that cannot start is recorded as failed
+                await self._begin(self._queue.popleft())
 
-    async def _fail_to_start(self, mission: Mission, exc: Exception) -> None:
-        mission.launch_error = str(exc) if isinstance(exc, OvermindError) else f"{type(exc).__name__}: {exc}"
-        await self._finish(mission, ExitStatus(code=None, signal=None))
+    async def _begin(self, mission: Mission) -> None:
+        """Start a mission's first run and supervise it; a failure to start is recorded, then raised."""
+        try:
+            await self._launch(mission)
+        except Exception as exc:
+            mission.launch_error = str(exc) if isinstance(exc, OvermindError) else f"{type(exc).__name__}: {exc}"
+            await self._finish(mission, ExitStatus(code=None, signal=None))
+            raise
+        self._tasks.start_soon(self._supervise, mission)
+        self._changed.fire()
 
     async def _launch(self, mission: Mission, *, prompt: str | None = None, resume: str | None = None) -> None:
         """Start (or restart) the mission's process."""

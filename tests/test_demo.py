@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 
-def test_the_demo_runs_and_shows_the_tree_and_results(tmp_path: Path) -> None:
+def test_the_demo_runs_and_shows_the_tree_and_results() -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(
         [sys.executable, "-m", "overmind_mcp", "demo"], env=env, capture_output=True, text=True, timeout=120
