@@ -572,13 +572,15 @@ class Supervisor:
 
     async def _finish(self, mission: Mission, exit_status: ExitStatus, *, ended_at: float | None = None) -> None:
         row = mission.row
-        if mission.stop_reason is None:
-            # Another process (a second server, the overmind command) may have ended it on request.
+        row.status, row.end_reason = self._outcome(mission, exit_status)
+        if mission.stop_reason is None and row.status != "succeeded":
+            # Another process (a second server, the overmind command) may have ended it on request;
+            # asked only now, since a request can only turn a failure into a stop.
             stored = await self._store.get(row.id)
             if stored is not None and stored.stop_request:
-                mission.stop_reason = "stopped"
+                mission.request_stop("stopped")
                 mission.ended_by = stored.stop_request
-        row.status, row.end_reason = self._outcome(mission, exit_status)
+                row.status, row.end_reason = self._outcome(mission, exit_status)
         row.exit_code = exit_status.returncode
         row.ended_at = ended_at or time.time()
         row.result = self._result_record(mission)
