@@ -118,6 +118,7 @@ class Supervisor:
         self._finished: dict[str, Mission] = {}
         self._changed = Broadcast()
         self._started = time.monotonic()
+        self._closing = False
 
     @classmethod
     @asynccontextmanager
@@ -249,8 +250,8 @@ class Supervisor:
         return sum(mission.row.status != "queued" for mission in self._live.values()) >= self.settings.max_concurrent
 
     async def _admit(self) -> None:
-        """Start queued missions, oldest first, while there is room."""
-        while self._queue and not self._full():
+        """Start queued missions, oldest first, while there is room (and the server is not closing)."""
+        while self._queue and not self._full() and not self._closing:
             with contextlib.suppress(Exception):  # a mission that cannot start is recorded as failed
                 await self._begin(self._queue.popleft())
 
@@ -783,13 +784,13 @@ class Supervisor:
 
     async def shutdown(self) -> None:
         """End every mission this server runs, except detached ones (the server is going away)."""
-        staying = [m for m in self._live.values() if m.row.options.get("detach") and m.process is not None]
+        self._closing = True
+        staying = [m for m in self._live.values() if m.row.options.get("detach")]
         going = [m for m in self._live.values() if m not in staying]
         for mission in staying:
-            # Left running, and in the store as running: the next server re-adopts it.
+            # Left running (or queued), and so in the store: the next server re-adopts it.
             if mission.scope is not None:
                 mission.scope.cancel()
-        self._queue.clear()
         for mission in going:
             mission.request_stop("shutdown")
         async with anyio.create_task_group() as task_group:

@@ -216,6 +216,22 @@ async def test_a_queued_mission_can_be_killed_before_it_starts(settings: Setting
     await assert_no_leftovers(settings)
 
 
+async def test_shutdown_with_a_queue_ends_everything_and_keeps_detached_work(settings: Settings) -> None:
+    limited = settings.model_copy(update={"max_concurrent": 2})
+    async with Supervisor.running(limited) as supervisor:
+        running = [await supervisor.spawn(SpawnRequest(command=["sleep", "600"])) for _ in range(2)]
+        waiting = await supervisor.spawn(SpawnRequest(command=["echo", "later"]))
+        kept = await supervisor.spawn(SpawnRequest(command=["echo", "kept for later"], detach=True))
+        assert (waiting.status, kept.status) == ("queued", "queued")
+    async with Supervisor.running(limited) as supervisor:
+        assert [(await supervisor.result(m.id)).status for m in running] == ["stopped", "stopped"]
+        assert (await supervisor.result(waiting.id)).status == "stopped"
+        # The detached one stayed queued in the store, and this server ran it.
+        result = (await supervisor.wait([kept.id], timeout_s=20)).done[0]
+        assert (result.status, result.text) == ("succeeded", "kept for later")
+    await assert_no_leftovers(settings)
+
+
 # -- budgets --------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
     python -m tools.bench.akasha            # 10k and 100k memories; store level, over stdio, and server-memory at 10k
     python -m tools.bench.akasha --quick    # a tiny run that proves the harness works (no npm)
+    python -m tools.bench --only akasha     # the same, as part of the benchmark runner (`run_for_runner`)
 
 Store level calls `Akasha` directly. Over stdio, a real MCP client drives a server process
 (`python -m overmind_mcp`)
@@ -31,7 +32,9 @@ from typing import Any
 import anyio
 from mcp import Client, StdioServerParameters
 
+from overmind_mcp import tools as mcp_tools
 from overmind_mcp.akasha import FILENAME, Akasha, NewMemory, namespaces
+from tools.bench.common import Config, row
 from tools.bench.corpus import Corpus, generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,6 +235,7 @@ async def run(
             # Figures from a busy machine are not comparable with those from an idle one.
             "load_average_1m": round(os.getloadavg()[0], 2),
         },
+        "wired_into_overmind_server": any(tool.fn.__name__ == "recall" for tool in mcp_tools.ALL),
         "sizes": {},
     }
     with tempfile.TemporaryDirectory(prefix="akasha-bench-") as scratch:
@@ -306,6 +310,59 @@ def markdown(report: dict[str, Any]) -> str:
                 "only as one case-insensitive substring.",
             ]
     return "\n".join(lines) + "\n"
+
+
+async def run_for_runner(config: Config) -> dict[str, Any]:
+    """This benchmark as one entry of `python -m tools.bench`: rows for the shared table, the report as details."""
+    quick = config.quick
+    report = await run(
+        [500] if quick else [10_000, 100_000],
+        queries=50 if quick else 300,
+        writes=100 if quick else 1_000,
+        stdio=True,
+        # server-memory comes from the npm registry: without npm (and no cached copy), compare with nothing.
+        compare_at=None if quick or (shutil.which("npm") is None and not SERVER_MEMORY_ENTRY.exists()) else 10_000,
+    )
+    rows = []
+    for size, entry in report["sizes"].items():
+        store, stdio = entry["store"], entry["stdio"]
+        rows.append(
+            row(
+                f"akasha, {int(size):,} memories: recall p50 over MCP stdio",
+                ours=stdio["recall"]["p50_ms"],
+                baseline=store["recall"]["p50_ms"],
+                unit="ms",
+                baseline_name="the same recall in process (no MCP)",
+                spread_of="",
+                note=f"p95 {stdio['recall']['p95_ms']:.2f} ms vs {store['recall']['p95_ms']:.2f} ms; one round",
+            )
+        )
+        if "server_memory" in entry:
+            other = entry["server_memory"]["search"]
+            rows.append(
+                row(
+                    f"akasha, {int(size):,} memories: recall p50 vs server-memory search_nodes",
+                    ours=stdio["recall"]["p50_ms"],
+                    baseline=other["p50_ms"],
+                    unit="ms",
+                    baseline_name="@modelcontextprotocol/server-memory over the same client",
+                    spread_of="",
+                    note=f"p95 {stdio['recall']['p95_ms']:.2f} ms vs {other['p95_ms']:.2f} ms; queries with hits: "
+                    f"ours {stdio['recall']['with_hits']:.0%}, theirs {other['with_hits']:.0%}",
+                )
+            )
+        rows.append(
+            row(
+                f"akasha, {int(size):,} memories: remember throughput over MCP stdio",
+                ours=stdio["remember_per_s"],
+                baseline=store["remember_per_s"],
+                unit="/s",
+                baseline_name="remember in process",
+                spread_of="",
+                digits=0,
+            )
+        )
+    return {"rows": rows, "details": report}
 
 
 def main(argv: list[str] | None = None) -> None:
