@@ -131,7 +131,14 @@ def child_env(base: Mapping[str, str] | None = None, **extra: str) -> dict[str, 
 
 
 def overmind_env(home: Path, *, claude_bin: str | Path = FAKE_CLAUDE, base: Mapping[str, str] | None = None) -> dict:
-    return child_env(base, OVERMIND_HOME=str(home), OVERMIND_CLAUDE_BIN=str(claude_bin), OVERMIND_KILL_GRACE_S="1")
+    # The benchmarks measure supervision, not admission: no child may wait in the queue.
+    return child_env(
+        base,
+        OVERMIND_HOME=str(home),
+        OVERMIND_CLAUDE_BIN=str(claude_bin),
+        OVERMIND_KILL_GRACE_S="1",
+        OVERMIND_MAX_CONCURRENT="1000",
+    )
 
 
 # -- the server under test ---------------------------------------------------------------------------
