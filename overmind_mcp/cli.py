@@ -63,8 +63,11 @@ async def serve_stdio(settings: Settings) -> None:
         sock = http.bind("127.0.0.1", 0)
         supervisor.delegation_url = http.url_of(sock)
         task_group.start_soon(http.serve, http.http_app(server, supervisor.credentials, "127.0.0.1"), sock)
-        # Returns at stdin EOF; the supervisor then ends its children on the way out.
+        # Returns at stdin EOF. The children go first, while the HTTP endpoint they may be
+        # talking to is still up; then the endpoint.
         await server.run_stdio_async()
+        with anyio.CancelScope(shield=True):
+            await supervisor.shutdown()
         task_group.cancel_scope.cancel()
 
 

@@ -151,8 +151,9 @@ class Mission:
     # Fired on every chunk of output: the stall watchdog sleeps on it.
     output: Broadcast = field(default_factory=lambda: Broadcast())
     children: set[str] = field(default_factory=set)
-    # The scope supervising it; cancelled only to leave a detached mission running at shutdown.
-    scope: anyio.CancelScope | None = None
+    # The scope its supervising task runs in, made with the mission so that it can be cancelled
+    # even before that task has started; cancelled only to leave a detached mission running.
+    scope: anyio.CancelScope = field(default_factory=lambda: anyio.CancelScope(shield=True))
 
     @property
     def id(self) -> str:
@@ -204,6 +205,10 @@ class Broadcast:
     def fire(self) -> None:
         self._event.set()
         self._event = anyio.Event()
+
+    def watch(self) -> anyio.Event:
+        """The event the next `fire` sets. Take it *before* looking, so no change slips in between."""
+        return self._event
 
     async def wait(self) -> None:
         await self._event.wait()

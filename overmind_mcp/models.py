@@ -82,6 +82,7 @@ class MissionResult(BaseModel):
     name: str
     status: Status
     exit_code: int | None
+    end_reason: str | None = Field(default=None, description="why it ended, in a few words")
     is_error: bool | None = Field(description="the CLI's own verdict on its final answer; null while running")
     text: str | None = Field(description="the final answer (for a command: the end of its output)")
     text_truncated: bool = False

@@ -247,3 +247,21 @@ def kill_leftovers(pgid: int, mission_id: str, sig: signal.Signals) -> int:
         except (psutil.Error, ProcessLookupError, PermissionError):
             continue
     return signalled
+
+
+def find_leader(mission_id: str) -> tuple[int, float] | None:
+    """The pid and start time of the process started for a mission whose pid was never recorded.
+
+    The server writes the pid just after starting the child; a server killed in between
+    leaves a row without one. The child carries its mission id in its environment and
+    leads its own process group, which identifies it.
+    """
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) != process.pid:
+                continue
+            if process.environ().get("OVERMIND_MISSION_ID") == mission_id:
+                return process.pid, process.create_time()
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+    return None

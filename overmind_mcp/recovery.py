@@ -3,7 +3,8 @@
 Policy, applied to every mission the store says is queued or running whose server is gone
 (its pid no longer names the process that started at its recorded start time):
 
-- Its process still runs (same pid **and** same kernel start time): it is re-adopted. A
+- Its process still runs (same pid **and** same kernel start time; a process whose pid was never
+  recorded is found by the mission id in its environment): it is re-adopted. A
   server that stopped cleanly has already ended its children, except those spawned with
   `detach`; anything else still running was orphaned by a crash. Either way the work in
   progress (and the money spent on it) is worth keeping: its output is followed on, and
@@ -24,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from overmind_mcp.models import LIVE
-from overmind_mcp.process import same_process
+from overmind_mcp.process import find_leader, same_process
 from overmind_mcp.store import MissionRow, Store
 
 
@@ -49,6 +50,11 @@ async def find_orphans(store: Store, server_id: str) -> Orphans:
         if not await store.claim(row.id, row.server_id, server_id):
             continue  # another starting server took it first
         row.server_id = server_id
+        if row.status == "running" and row.pid is None and (found := find_leader(row.id)) is not None:
+            # Its server died between starting it and recording its pid.
+            row.pid, row.proc_start = found
+            row.pgid = row.pid
+            await store.update(row.id, pid=row.pid, pgid=row.pgid, proc_start=row.proc_start)
         if row.status == "queued":
             queued.append(row)
         elif row.pid is not None and same_process(row.pid, row.proc_start):

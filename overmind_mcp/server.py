@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
@@ -60,18 +59,17 @@ def create_server(settings: Settings | None = None, *, supervisor: Supervisor | 
 
 
 def _orchestrate_for(settings: Settings) -> Callable[..., str]:
+    # One argument only: Claude Code fills a slash command's arguments word by word, so a
+    # second one would swallow the task's second word. The limits come from the settings.
     def orchestrate(
         task: Annotated[str, Field(description="What to get done: an issue's text or a free-form task")],
-        project_root: Annotated[str | None, Field(description="The project directory (default: the server's)")] = None,
-        max_children: Annotated[str, Field(description="Most children to start in total")] = "10",
-        max_retries: Annotated[str, Field(description="Most retries of one subtask")] = "3",
     ) -> str:
         """The orchestrator's loop: decompose → spawn → wait → evaluate → decide, with limits."""
         return prompts.template("orchestrate").safe_substitute(
             task=task.strip(),
-            project_root=str(Path(project_root or settings.project).expanduser()),
-            max_children=max_children,
-            max_retries=max_retries,
+            project_root=str(settings.project),
+            max_children=str(settings.orchestrate_max_children),
+            max_retries=str(settings.orchestrate_max_retries),
         )
 
     return orchestrate

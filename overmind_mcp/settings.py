@@ -32,6 +32,9 @@ class Settings(BaseModel):
     """Children one mission may start in its lifetime (retries included)."""
     allow_bypass: bool = False
     """Whether a spawn may ask for permission_mode bypassPermissions: only the server's own setting grants it."""
+    orchestrate_max_children: int = Field(default=10, ge=1)
+    """The orchestrate prompt's limit on children in total, retries included."""
+    orchestrate_max_retries: int = Field(default=3, ge=0)
     restart_backoff_s: float = Field(default=1.0, ge=0)
     """Delay before a first restart; it doubles with each further one."""
     restart_backoff_max_s: float = Field(default=60.0, ge=0)

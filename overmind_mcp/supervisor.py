@@ -74,6 +74,11 @@ _HIDDEN_ENV = frozenset(
         "CLAUDECODE",
         "CLAUDE_CODE_ENTRYPOINT",
         "CLAUDE_CODE_SESSION_ID",
+        # The parent session's private channel to its own UI: never a child's.
+        "CLAUDE_CODE_MESSAGING_SOCKET",
+        "CLAUDE_CODE_MESSAGING_TOKEN",
+        "CLAUDE_CODE_CHILD_NOTES_DIR",
+        "CLAUDE_CODE_LAUNCHED_BY_SESSION_IDS",
         "OVERMIND_MISSION_ID",
         "OVERMIND_MISSION_NAME",
         "OVERMIND_PARENT_ID",
@@ -410,7 +415,6 @@ class Supervisor:
         # Shielded: a cancellation from outside (the server being stopped) must not stop us
         # from reaping the child and recording how it ended; `shutdown` ends the child
         # instead, or cancels this scope for a detached mission it leaves running.
-        mission.scope = anyio.CancelScope(shield=True)
         with mission.scope, self._watcher.watch(Path(mission.row.output_path)) as wakeup:
             async with anyio.create_task_group() as guards:
                 if timeout_s:
@@ -645,7 +649,8 @@ class Supervisor:
         if result is None:
             return "failed", f"{how} without a result"
         if result.is_error:
-            return "failed", f"the CLI reported an error ({result.subtype}, {how})"
+            kind = result.terminal_reason if result.subtype == "success" and result.terminal_reason else result.subtype
+            return "failed", f"the CLI reported an error ({kind}, {how})"
         if exit_status.code != 0:
             return "failed", how
         return "succeeded", None
@@ -653,7 +658,7 @@ class Supervisor:
     def _result_record(self, mission: Mission) -> dict[str, Any]:
         """What `result` shows once the mission has ended, kept with the mission in the store."""
         result = mission.activity.result
-        errors = list(result.errors) if result else []
+        errors = views.errors_of(result) if result else []
         if mission.row.status == "failed" and not errors:
             stderr = tail_bytes(Path(mission.row.stderr_path), _STDERR_EXCERPT_BYTES).strip()
             if stderr:
@@ -789,8 +794,7 @@ class Supervisor:
         going = [m for m in self._live.values() if m not in staying]
         for mission in staying:
             # Left running (or queued), and so in the store: the next server re-adopts it.
-            if mission.scope is not None:
-                mission.scope.cancel()
+            mission.scope.cancel()
         for mission in going:
             mission.request_stop("shutdown")
         async with anyio.create_task_group() as task_group:
@@ -939,6 +943,9 @@ class Supervisor:
         deadline = started + timeout_s
         last_report, reported_done, last_elapsed = started, -1, -1.0
         while True:
+            # Taken before anything in this pass awaits: a mission that ends while we look
+            # (or while progress is being reported) must still wake the next wait.
+            changed = self._changed.watch()
             for mission_id in list(foreign):
                 row = await self._store.get(mission_id)
                 if row is None or row.status not in LIVE:
@@ -956,7 +963,7 @@ class Supervisor:
                 last_report, reported_done, last_elapsed = now, len(done), elapsed
                 await on_progress(elapsed, timeout_s, self._describe_wait(ids, len(done)))
             with anyio.move_on_after(min(deadline - now, self.settings.wait_heartbeat_s)):
-                await self._changed.wait()
+                await changed.wait()
         return WaitResult(
             done=[await self.result(mission_id) for mission_id in done],
             pending=[self._summary(await self._row(mission_id)) for mission_id in ids if mission_id not in done],

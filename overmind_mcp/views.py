@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from overmind_mcp.events import Event, parse_note, to_text
+from overmind_mcp.events import Event, Result, parse_note, to_text
 from overmind_mcp.mission import Mission
 from overmind_mcp.models import LogPage, MissionResult, MissionSummary, Usage
 from overmind_mcp.output import read_page
@@ -38,10 +38,11 @@ def result_of(row: MissionRow, mission: Mission | None, *, text_limit: int) -> M
         name=row.name,
         status=row.status,  # type: ignore[arg-type]
         exit_code=row.exit_code,
+        end_reason=row.end_reason,
         is_error=latest.is_error if latest is not None else record.get("is_error"),
         text=text,
         text_truncated=truncated,
-        errors=list(latest.errors) if latest is not None else record.get("errors", []),
+        errors=errors_of(latest) if latest is not None else record.get("errors", []),
         session_id=row.session_id or (mission.activity.session_id if mission else None),
         cwd=row.cwd,
         cost_usd=mission.activity.cost_usd if mission is not None else row.cost_usd,
@@ -55,6 +56,13 @@ def result_of(row: MissionRow, mission: Mission | None, *, text_limit: int) -> M
         session_state=mission.session_state() if mission is not None else None,
         progress=mission.activity.progress() if mission is not None else None,
     )
+
+
+def errors_of(result: Result) -> list[str]:
+    """A result's errors; an error reported as `subtype: success` has its reason in the text alone."""
+    if result.errors or not result.is_error or not result.text:
+        return list(result.errors)
+    return [result.text]
 
 
 def summary_of(row: MissionRow, mission: Mission | None, *, queue_position: int | None = None) -> MissionSummary:

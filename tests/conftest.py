@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from pathlib import Path
 
 import psutil
@@ -68,6 +68,17 @@ def processes_of(ids: set[str]) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+def new_child_running(module: str, known: Collection[int] = ()) -> psutil.Process:
+    """The one child of this process (not in `known`) whose command line runs `module`."""
+    for child in psutil.Process().children():
+        try:
+            if child.pid not in known and module in child.cmdline():
+                return child
+        except psutil.Error:  # a child that has just ended
+            continue
+    raise LookupError(f"no child process runs {module}")
 
 
 async def assert_no_leftovers(settings: Settings) -> None:

@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import urlsplit
 
 JSON: TypeAlias = dict[str, Any]
@@ -64,6 +64,7 @@ __all__ = [
     "Stall",
     "Step",
     "Text",
+    "ToolCall",
     "ToolUse",
 ]
 
@@ -86,6 +87,8 @@ class RecordedRequest:
     body: JSON | None
     rule: str | None = None  # name of the rule that answered it, None for non-Messages requests
     step: int | None = None  # that rule's step index
+    # Wall-clock time (time.time()) its body had been read: comparable with timestamps of other processes.
+    received_at: float = field(default_factory=time.time, compare=False)
 
     @property
     def is_messages(self) -> bool:
@@ -152,11 +155,44 @@ class RecordedRequest:
                     return _text_of(block.get("content"))
         return None
 
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """Every tool call of the conversation that has its result, oldest first."""
+        uses: dict[str, JSON] = {}
+        calls: list[ToolCall] = []
+        for message in self.messages:
+            content = message.get("content")
+            if not isinstance(content, list):
+                continue
+            for block in content:
+                if message.get("role") == "assistant" and _is_block(block, "tool_use"):
+                    uses[str(block.get("id"))] = block
+                elif message.get("role") == "user" and _is_block(block, "tool_result"):
+                    use = uses.get(str(block.get("tool_use_id")), {})
+                    calls.append(
+                        ToolCall(
+                            name=str(use.get("name", "?")),
+                            input=use.get("input") if isinstance(use.get("input"), dict) else {},
+                            result=_text_of(block.get("content")),
+                            is_error=bool(block.get("is_error")),
+                        )
+                    )
+        return calls
+
     def _turn_start(self) -> int | None:
         for index in range(len(self.messages) - 1, -1, -1):
             if _starts_turn(self.messages[index]):
                 return index
         return None
+
+
+class ToolCall(NamedTuple):
+    """A tool the CLI ran for the model, as the conversation shows it: the model's call and its result."""
+
+    name: str
+    input: JSON
+    result: str
+    is_error: bool
 
 
 def _starts_turn(message: JSON) -> bool:

@@ -23,7 +23,7 @@ from overmind_mcp.models import SpawnRequest
 from overmind_mcp.settings import Settings
 from overmind_mcp.store import Store
 from overmind_mcp.supervisor import Supervisor
-from tests.conftest import assert_no_leftovers, processes_of
+from tests.conftest import assert_no_leftovers, new_child_running, processes_of
 from tests.test_supervisor_raw import until_gone
 
 pytestmark = pytest.mark.anyio
@@ -42,12 +42,7 @@ async def server(settings: Settings) -> AsyncIterator[tuple[Client, psutil.Proce
     before = {child.pid for child in psutil.Process().children()}
     async with Client(params, mode="legacy") as client:
         await client.list_tools()
-        process = next(
-            child
-            for child in psutil.Process().children()
-            if child.pid not in before and "overmind_mcp" in " ".join(child.cmdline())
-        )
-        yield client, process
+        yield client, new_child_running("overmind_mcp", before)
 
 
 async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
@@ -247,3 +242,18 @@ async def test_results_survive_restarts_and_retention_prunes_old_trees(settings:
         assert {row.id for row in await supervisor._store.list()} == {recent.id}
         assert not (settings.missions_dir / parent.id).exists()
         assert (await supervisor.result(recent.id)).text == "recent"
+
+
+async def test_a_child_whose_pid_was_never_recorded_is_found_and_adopted(settings: Settings) -> None:
+    async with Supervisor.running(settings) as supervisor:
+        mission = await supervisor.spawn(SpawnRequest(command=["sleep", "600"], detach=True))
+    # As if the server had died between starting the child and recording its pid.
+    store = await Store.open(settings.database_path)
+    await store.update(mission.id, pid=None, pgid=None, proc_start=None)
+    await store.close()
+    async with Supervisor.running(settings) as supervisor:
+        row = await supervisor.mission(mission.id)
+        assert (row.status, row.pid) == ("running", mission.pid)
+        outcome = await supervisor.kill([mission.id])
+        assert outcome.ended[0].how == "SIGINT"
+    await assert_no_leftovers(settings)

@@ -6,16 +6,14 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import anyio
-import psutil
 import pytest
 from mcp import Client, StdioServerParameters
 
 from overmind_mcp.server import create_server
 from overmind_mcp.settings import Settings
-from tests.conftest import assert_no_leftovers
+from tests.conftest import assert_no_leftovers, new_child_running
 
 pytestmark = pytest.mark.anyio
 
@@ -148,7 +146,7 @@ async def test_stdio_server_ends_children_on_sigterm(settings: Settings) -> None
     async with Client(await stdio_server(settings), mode="legacy") as client:
         await call(client, "spawn", command=["sleep", "600"], name="victim")
         assert (await call(client, "status"))["children_running"] == 1
-        server = next(p for p in psutil.Process().children() if "overmind_mcp" in " ".join(p.cmdline()))
+        server = new_child_running("overmind_mcp")
         server_exited = os.pidfd_open(server.pid)
         server.send_signal(signal.SIGTERM)
         with anyio.fail_after(10):
@@ -158,23 +156,15 @@ async def test_stdio_server_ends_children_on_sigterm(settings: Settings) -> None
         await assert_no_leftovers(settings)
 
 
-async def test_the_orchestrate_prompt(client: Client, tmp_path: Path) -> None:
+async def test_the_orchestrate_prompt(client: Client, settings: Settings) -> None:
     prompts = (await client.list_prompts()).prompts
     orchestrate = next(prompt for prompt in prompts if prompt.name == "orchestrate")
-    assert {argument.name for argument in orchestrate.arguments or []} == {
-        "task",
-        "project_root",
-        "max_children",
-        "max_retries",
-    }
+    assert [argument.name for argument in orchestrate.arguments or []] == ["task"]
     task = "Make the flaky $HOME test pass (costs $5?)"
-    got = await client.get_prompt(
-        "orchestrate", {"task": task, "project_root": str(tmp_path), "max_children": "4", "max_retries": "2"}
-    )
-    text = got.messages[0].content.text
+    text = (await client.get_prompt("orchestrate", {"task": task})).messages[0].content.text
     assert task in text
-    assert str(tmp_path) in text
-    assert "At most 4 children" in text and "At most 2 retries" in text
+    assert str(settings.project) in text
+    assert "At most 10 children" in text and "At most 3 retries" in text
     for tool in ("spawn", "wait", "result", "logs", "kill", "ps"):
         assert f"mcp__overmind__{tool}" in text
     assert "$task" not in text and "$project_root" not in text

@@ -1,25 +1,38 @@
 """Fixtures for end-to-end tests: the real, pinned Claude Code CLI against ``tests.mockapi``.
 
-Every test gets its own mock API, its own ``HOME`` and working directory, and an environment
-scrubbed of the outside world's Claude/Anthropic settings. Processes started through
+Every test gets its own mock API, its own ``HOME``, ``TMPDIR`` and working directory, and an
+environment scrubbed of the outside world's Claude/Anthropic settings. Processes started through
 ``start_claude``/``run_claude`` run in their own session and are killed (process group) at teardown.
+
+``overmind`` is overmind-mcp itself for one test: its own state directory, children that are the real
+CLI, ways to start it (``--mcp-config`` for a real parent, ``StdioServerParameters`` for an SDK
+client), the mission table, and a teardown check that nothing it started outlived the test.
+``FIGURES`` collects measurements that are printed after the run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import select
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
+import psutil
 import pytest
+from mcp import Client, StdioServerParameters
 
+from overmind_mcp.store import MissionRow, Store
+from tests.conftest import processes_of
 from tests.mockapi import MockAnthropicAPI
 from tools.install_claude_cli import InstallError, ensure_claude_cli
 
@@ -29,6 +42,7 @@ JSON = dict[str, Any]
 STREAM_JSON_ARGS = ("-p", "--output-format=stream-json", "--verbose")
 
 _HERE = Path(__file__).parent
+_ROOT = _HERE.parent.parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -36,6 +50,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(_HERE):
             item.add_marker(pytest.mark.e2e)
+
+
+#: Measurements the tests report (name → value with its unit), printed after the run.
+FIGURES: dict[str, str] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("end-to-end figures")
+        for name, value in FIGURES.items():
+            terminalreporter.write_line(f"{name}: {value}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -238,16 +263,20 @@ class RunClaude(Protocol):
 # Fixtures
 
 
+def missing_tool(reason: str) -> NoReturn:
+    """Fail in CI (``CI=true``: the tool must be there), skip elsewhere; the reason is printed either way."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def claude_bin() -> Path:
     """The pinned CLI in ``.cache/claude-code/``, installed with npm on first use."""
     try:
         return ensure_claude_cli()
     except InstallError as exc:
-        reason = f"the pinned Claude Code CLI is unavailable: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        missing_tool(f"the pinned Claude Code CLI is unavailable: {exc}")
 
 
 @pytest.fixture
@@ -277,9 +306,14 @@ def claude_env(tmp_path: Path, mock_api: MockAnthropicAPI) -> dict[str, str]:
     """
     home = tmp_path / "home"
     home.mkdir()
+    # The CLI keeps per-project scratch folders and its messaging socket under $TMPDIR (/tmp/claude-<uid>/,
+    # /tmp/cc-socks/ by default): per test, they neither pile up nor meet another run's.
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
     env = {name: value for name, value in os.environ.items() if not _inherited_setting(name)}
     env.update(
         HOME=str(home),
+        TMPDIR=str(tmpdir),
         ANTHROPIC_BASE_URL=mock_api.base_url,
         ANTHROPIC_API_KEY="sk-ant-api03-mock",
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
@@ -326,3 +360,166 @@ def run_claude(start_claude: StartClaude) -> RunClaude:
         return process
 
     return run
+
+
+# --------------------------------------------------------------------------------------------------
+# overmind-mcp itself, as the CLI (or another MCP client) starts it
+
+
+class Overmind:
+    """One overmind-mcp state directory and the settings a test's server runs with.
+
+    ``server_env`` is what a stdio server needs on top of the client's environment: ``parent_args``
+    (and ``mcp_config``) give it to a real CLI parent, ``stdio_server`` to an SDK client.
+    """
+
+    def __init__(self, home: Path, claude_bin: Path) -> None:
+        self.home = home
+        self.claude_bin = claude_bin
+        self.server_env = {
+            "OVERMIND_HOME": str(home),
+            "OVERMIND_CLAUDE_BIN": str(claude_bin),
+            "OVERMIND_KILL_GRACE_S": "1",
+            # The checkout under test, whatever copy of overmind_mcp the interpreter has installed.
+            "PYTHONPATH": str(_ROOT),
+        }
+        # The interpreter running the tests: the project's virtualenv, with overmind_mcp's dependencies.
+        self.command = [sys.executable, "-m", "overmind_mcp"]
+
+    def stdio_config(self, *, timeout_ms: int | None = None) -> JSON:
+        """The server's ``.mcp.json`` entry; ``timeout_ms`` is the CLI's hard limit on each tool call."""
+        entry: JSON = {"type": "stdio", "command": self.command[0], "args": self.command[1:], "env": self.server_env}
+        if timeout_ms is not None:
+            entry["timeout"] = timeout_ms
+        return entry
+
+    def mcp_config(self, *, timeout_ms: int | None = None) -> str:
+        """An inline ``--mcp-config`` value naming the server ``overmind`` (tools ``mcp__overmind__*``)."""
+        return json.dumps({"mcpServers": {"overmind": self.stdio_config(timeout_ms=timeout_ms)}})
+
+    def stdio_server(self, env: Mapping[str, str], cwd: Path) -> StdioServerParameters:
+        """How an SDK client starts this server: in ``env`` (the CLI's isolated one, for the children)."""
+        return StdioServerParameters(
+            command=self.command[0], args=self.command[1:], env={**env, **self.server_env}, cwd=cwd
+        )
+
+    def parent_args(self, prompt: str, *, timeout_ms: int | None = None) -> list[str]:
+        """``start_claude`` arguments for a real Claude Code parent that uses this server and nothing else.
+
+        In ``-p`` mode a tool that is not allowed is denied, not asked: every overmind tool is allowed.
+        """
+        return [
+            f"--mcp-config={self.mcp_config(timeout_ms=timeout_ms)}",
+            "--strict-mcp-config",
+            "--allowedTools=mcp__overmind",
+            "--",
+            prompt,
+        ]
+
+    def missions(self) -> list[MissionRow]:
+        """The mission table, oldest first (read with the server's own store code).
+
+        Callable from sync tests, async tests and mock answer threads alike: it runs its own event loop
+        on a thread of its own.
+        """
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, _read_missions(self.home / "overmind.db")).result()
+
+    def mission(self, name: str) -> MissionRow:
+        [row] = [row for row in self.missions() if row.name == name]
+        return row
+
+    def processes(self) -> list[psutil.Process]:
+        """Live processes started for this state directory: the server, its children and theirs.
+
+        Found by their environment: the server's names this home, and every child carries its mission id.
+        """
+        found = _processes_with_env("OVERMIND_HOME", str(self.home))
+        found += processes_of({row.id for row in self.missions()})
+        return list({process.pid: process for process in found}.values())
+
+    def assert_all_ended(self, *, within: float = 10.0) -> None:
+        """Everything this state directory started ends by itself within ``within`` s; stragglers are killed.
+
+        The server ends its children on the way out, but it may still be doing so when the client
+        that started it returns, hence the bounded wait on the processes themselves.
+        """
+        survivors = self.processes()
+        _gone, alive = psutil.wait_procs(survivors, timeout=within)
+        for process in alive:
+            with suppress(psutil.Error):
+                process.kill()
+        assert not alive, f"processes outlived the test: {[_describe_process(p) for p in alive]}"
+
+
+class ExitClock:
+    """When a process that is not our child (the server's) exits: its pidfd turns readable right then.
+
+    Start it while the process is surely alive; ``read`` gives the wall-clock time (``time.time()``) of
+    the exit, comparable with the mission table and the mock's ``received_at``, give or take the
+    watching thread's wake-up (about a millisecond).
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.exited_at: float | None = None
+        self._pidfd = os.pidfd_open(pid)
+        self._thread = threading.Thread(target=self._watch, name=f"exit-clock-{pid}", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        try:
+            select.select([self._pidfd], [], [])
+            self.exited_at = time.time()
+        finally:
+            os.close(self._pidfd)
+
+    def read(self, timeout: float = 10.0) -> float:
+        self._thread.join(timeout)
+        assert self.exited_at is not None, "the watched process did not exit"
+        return self.exited_at
+
+
+async def call_tool(client: Client, tool: str, **arguments: Any) -> JSON:
+    """Call one of overmind's tools through an SDK client; its structuredContent, or the test fails."""
+    answer = await client.call_tool(tool, arguments)
+    assert not answer.is_error, f"{tool} failed: {answer.content}"
+    assert answer.structured_content is not None, tool
+    return answer.structured_content
+
+
+async def _read_missions(path: Path) -> list[MissionRow]:
+    if not path.exists():  # noqa: ASYNC240 (a test helper on its own event loop: nothing else to block)
+        return []
+    store = await Store.open(path)
+    try:
+        return sorted(await store.list(), key=lambda row: row.created_at)
+    finally:
+        await store.close()
+
+
+def _processes_with_env(name: str, value: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        with suppress(psutil.Error):
+            if process.status() != psutil.STATUS_ZOMBIE and process.environ().get(name) == value:
+                found.append(process)
+    return found
+
+
+def _describe_process(process: psutil.Process) -> str:
+    try:
+        return f"{process.pid} {' '.join(process.cmdline())[:200]}"
+    except psutil.Error:
+        return str(process.pid)
+
+
+@pytest.fixture
+def overmind(tmp_path: Path, claude_bin: Path) -> Iterator[Overmind]:
+    """A fresh overmind state directory whose children are the real CLI; checked for leftovers at teardown.
+
+    Ask for it before ``start_claude``: fixtures are torn down in reverse order, so a parent CLI that is
+    still running (a failed test) is killed before this checks what outlived it.
+    """
+    state = Overmind(tmp_path / "overmind", claude_bin)
+    yield state
+    state.assert_all_ended()

@@ -20,7 +20,6 @@ import platform
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,16 +29,18 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from mcp import Client, StdioServerParameters
 
 from overmind_mcp import tools as mcp_tools
 from overmind_mcp.akasha import FILENAME, Akasha, NewMemory, namespaces
-from tools.bench.common import Config, row
+from tools.bench.common import NODE_DIR, Config, row
 from tools.bench.corpus import Corpus, generate
+from tools.npm import npm_install
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "tools" / "bench" / "results"
-NODE_DIR = ROOT / ".cache" / "bench-node"
+
 SERVER_MEMORY = "@modelcontextprotocol/server-memory@2026.8.31"
 SERVER_MEMORY_ENTRY = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "server-memory" / "dist" / "index.js"
 RUN_ID = "0123456789abcdef"
@@ -156,15 +157,7 @@ async def stdio_benchmark(home: Path, project_dir: Path, queries: Sequence[str],
 async def ensure_server_memory() -> Path:
     """server-memory's entry point, installed from the npm registry into .cache/bench-node/ the first time."""
     if not SERVER_MEMORY_ENTRY.exists():
-        NODE_DIR.mkdir(parents=True, exist_ok=True)
-        npm = shutil.which("npm")
-        if npm is None:
-            raise RuntimeError("npm is not on PATH: install Node.js to compare with server-memory")
-        await anyio.run_process(
-            [npm, "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund", SERVER_MEMORY],
-            stdout=subprocess.DEVNULL,
-            stderr=None,
-        )
+        await anyio.to_thread.run_sync(npm_install, NODE_DIR, SERVER_MEMORY)
     return SERVER_MEMORY_ENTRY
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import psutil
 
 from overmind_mcp.providers import claude
@@ -49,6 +49,7 @@ from tools.bench.common import (
 )
 from tools.bench.wakeup import exit_time_ns
 from tools.bench.wakeup import prompt as exit_prompt
+from tools.npm import npm_install
 
 RIVAL = "@steipete/claude-code-mcp@1.10.12"
 RIVAL_ENTRY = NODE_DIR / "node_modules" / "@steipete" / "claude-code-mcp" / "dist" / "server.js"
@@ -59,12 +60,7 @@ REAL_PROMPT = "RIVAL-BENCH: say hello"
 async def ensure_rival() -> Path:
     """The rival's entry point, installed from the npm registry the first time."""
     if not RIVAL_ENTRY.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise RuntimeError("npm is not on PATH")
-        NODE_DIR.mkdir(parents=True, exist_ok=True)
-        argv = [npm, "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund", RIVAL]
-        await anyio.run_process(argv, stdout=subprocess.DEVNULL, stderr=None)
+        await anyio.to_thread.run_sync(npm_install, NODE_DIR, RIVAL)
     return RIVAL_ENTRY
 
 
