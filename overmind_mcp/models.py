@@ -12,9 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from overmind_mcp.providers.claude import PermissionMode
 from overmind_mcp.restarts import RestartMode
+from overmind_mcp.store import LIVE_STATUSES
 
 Status = Literal["queued", "running", "restarting", "succeeded", "failed", "stopped", "killed", "timed_out", "lost"]
-LIVE: frozenset[str] = frozenset({"queued", "running", "restarting"})
+LIVE: frozenset[str] = frozenset(LIVE_STATUSES)
 SessionState = Literal["idle", "working"]
 
 

@@ -1,6 +1,6 @@
 """What a starting server does with missions that an earlier server left live in the store.
 
-Policy, applied to every mission the store says is queued or running whose server is gone
+Policy, applied to every mission the store says is live (queued, running, restarting) whose server is gone
 (its pid no longer names the process that started at its recorded start time):
 
 - Its process still runs (same pid **and** same kernel start time; a process whose pid was never

@@ -1,9 +1,7 @@
 """The mission table and its events, in one SQLite database shared by every server process.
 
-WAL lets readers (other servers, the `overmind` command) run beside the writer;
-`busy_timeout` makes concurrent writers queue instead of failing; every transaction
-is a single short statement or two. The schema is versioned with `PRAGMA user_version`
-and migrated on open.
+Every transaction is a single short statement or two, so writers from several processes
+queue briefly rather than contend (see sqlite.py for how the file is opened).
 """
 
 from __future__ import annotations
@@ -17,13 +15,18 @@ from typing import Any
 
 import aiosqlite
 
+from overmind_mcp import sqlite
 from overmind_mcp.errors import Conflict
 
-LIVE_STATUSES = ("queued", "running")
+LIVE_STATUSES = ("queued", "running", "restarting")
+"""Statuses of a mission that has not ended; the one list every query here uses."""
+_LIVE_SQL = "('queued', 'running', 'restarting')"
 
-_MIGRATIONS: list[str] = [
-    # 1: missions and their supervision events.
-    """
+_MIGRATIONS: list[sqlite.Migration] = [
+    sqlite.statements(script)
+    for script in (
+        # 1: missions and their supervision events.
+        """
     CREATE TABLE missions (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
@@ -64,8 +67,8 @@ _MIGRATIONS: list[str] = [
     ) STRICT;
     CREATE INDEX events_mission ON events(mission_id, id);
     """,
-    # 2: server processes sharing the database, and stop requests between them.
-    """
+        # 2: server processes sharing the database, and stop requests between them.
+        """
     CREATE TABLE servers (
         id TEXT PRIMARY KEY,
         pid INTEGER NOT NULL,
@@ -75,6 +78,12 @@ _MIGRATIONS: list[str] = [
     ) STRICT;
     ALTER TABLE missions ADD COLUMN stop_request TEXT;
     """,
+        # 3: a mission between two runs (restarting) keeps its name.
+        """
+    DROP INDEX missions_live_name;
+    CREATE UNIQUE INDEX missions_live_name ON missions(name) WHERE status IN ('queued', 'running', 'restarting');
+    """,
+    )
 ]
 
 
@@ -135,35 +144,10 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path) -> Store:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        await db.execute("PRAGMA busy_timeout = 10000")
-        await db.execute("PRAGMA journal_mode = WAL")
-        await db.execute("PRAGMA synchronous = NORMAL")
-        await db.execute("PRAGMA foreign_keys = ON")
-        store = cls(db)
-        await store._migrate()
-        return store
+        return cls(await sqlite.connect(path, _MIGRATIONS, pragmas=["foreign_keys = ON"]))
 
     async def close(self) -> None:
         await self._db.close()
-
-    async def _migrate(self) -> None:
-        # BEGIN IMMEDIATE takes the write lock first, so two servers starting at once
-        # cannot both run the same migration.
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
-            async with self._db.execute("PRAGMA user_version") as cursor:
-                (version,) = await cursor.fetchone() or (0,)
-            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-                for statement in _statements(script):
-                    await self._db.execute(statement)
-                await self._db.execute(f"PRAGMA user_version = {number}")
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
 
     async def insert(self, row: MissionRow) -> None:
         placeholders = ", ".join("?" for _ in _COLUMNS)
@@ -189,7 +173,7 @@ class Store:
     async def find_by_name(self, name: str) -> MissionRow | None:
         """The live mission with that name, else the newest one that had it."""
         rows = await self._select(
-            "WHERE name = ? ORDER BY status IN ('queued', 'running') DESC, created_at DESC LIMIT 1", (name,)
+            f"WHERE name = ? ORDER BY status IN {_LIVE_SQL} DESC, created_at DESC LIMIT 1", (name,)
         )
         return rows[0] if rows else None
 
@@ -253,7 +237,7 @@ class Store:
     async def claim(self, mission_id: str, previous_owner: str | None, new_owner: str) -> bool:
         """Take over a live mission from a server that has gone; False if another server was quicker."""
         cursor = await self._db.execute(
-            "UPDATE missions SET server_id = ? WHERE id = ? AND server_id IS ? AND status IN ('queued', 'running')",
+            f"UPDATE missions SET server_id = ? WHERE id = ? AND server_id IS ? AND status IN {_LIVE_SQL}",
             (new_owner, mission_id, previous_owner),
         )
         return cursor.rowcount == 1
@@ -264,7 +248,7 @@ class Store:
         query = f"""
             SELECT {columns} FROM missions WHERE root_id IN (
                 SELECT root_id FROM missions GROUP BY root_id
-                HAVING sum(status IN ('queued', 'running')) = 0 AND max(ended_at) < ?
+                HAVING sum(status IN {_LIVE_SQL}) = 0 AND max(ended_at) < ?
             )
         """
         async with self._db.execute(query, (ended_before,)) as cursor:
@@ -301,7 +285,3 @@ class Store:
     async def _select(self, tail: str, params: Iterable[Any]) -> list[MissionRow]:
         async with self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM missions {tail}", tuple(params)) as cursor:
             return [_from_sql(row) for row in await cursor.fetchall()]
-
-
-def _statements(script: str) -> list[str]:
-    return [statement.strip() for statement in script.split(";") if statement.strip()]

@@ -120,10 +120,12 @@ async def test_a_mission_ended_on_request_is_never_restarted(supervisor: Supervi
 async def test_a_kill_during_the_backoff_ends_it_at_once(quick: Settings) -> None:
     slow = quick.model_copy(update={"restart_backoff_s": 30.0, "restart_backoff_max_s": 30.0})
     async with Supervisor.running(slow) as supervisor:
-        mission = await supervisor.spawn(SpawnRequest(command=["false"], restart="always"))
+        mission = await supervisor.spawn(SpawnRequest(command=["false"], restart="always", name="retrying"))
         with anyio.fail_after(10):
             while (await supervisor.result(mission.id)).status != "restarting":
                 await supervisor.wait([mission.id], timeout_s=0.2)
+        with pytest.raises(Conflict, match="already used"):
+            await supervisor.spawn(SpawnRequest(command=["true"], name="retrying"))
         started = time.monotonic()
         await supervisor.kill([mission.id])
         assert time.monotonic() - started < 2

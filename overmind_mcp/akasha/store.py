@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
+from overmind_mcp import sqlite
 from overmind_mcp.akasha import namespaces
 from overmind_mcp.akasha.models import Memory, RecallHit, RecallResult, Remembered
 from overmind_mcp.akasha.namespaces import Provenance, Scope
@@ -159,21 +160,9 @@ class Akasha:
     @classmethod
     async def open(cls, path: Path, *, project_dir: str | Path) -> Akasha:
         """The store in `path` (created and migrated as needed); `project_dir` is what `project` means."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            db.row_factory = sqlite3.Row
-            await db.execute("PRAGMA busy_timeout = 10000")
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute("PRAGMA synchronous = NORMAL")
-            # Room for the hot part of the index: the doclists of common words are read on most searches.
-            await db.execute("PRAGMA cache_size = -32000")
-            akasha = cls(db, project_dir)
-            await akasha._migrate()
-        except BaseException:
-            await db.close()
-            raise
-        return akasha
+        # Room for the hot part of the index: the doclists of common words are read on most searches.
+        db = await sqlite.connect(path, _MIGRATIONS, pragmas=["cache_size = -32000"])
+        return cls(db, project_dir)
 
     async def close(self) -> None:
         await self._db.close()
@@ -189,22 +178,6 @@ class Akasha:
     def scope(self, mission_id: str | None = None, root_id: str | None = None) -> Scope:
         """Where a caller stands in this server's project: the root client, or a mission in a run."""
         return Scope(project_dir=self.project_dir, mission_id=mission_id, root_id=root_id)
-
-    async def _migrate(self) -> None:
-        # BEGIN IMMEDIATE takes the write lock first, so two servers opening a new file at
-        # once cannot both run the same migration.
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
-            async with self._db.execute("PRAGMA user_version") as cursor:
-                (version,) = await cursor.fetchone() or (0,)
-            for number, statements in enumerate(_MIGRATIONS[version:], start=version + 1):
-                for statement in statements:
-                    await self._db.execute(statement)
-                await self._db.execute(f"PRAGMA user_version = {number}")
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
 
     # -- writing -------------------------------------------------------------------------------
 

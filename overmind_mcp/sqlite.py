@@ -1,0 +1,52 @@
+"""Opening the project's SQLite databases one way: WAL, a busy timeout, migrations on open.
+
+WAL lets readers (other servers, the `overmind` command) run beside the writer;
+`busy_timeout` makes writers from several processes queue instead of failing; the schema
+is versioned with `PRAGMA user_version` and migrated under the write lock, so two
+processes opening a new file at once cannot both run the same migration.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiosqlite
+
+Migration = Sequence[str]
+"""The statements that take a schema from one version to the next."""
+
+
+async def connect(path: Path, migrations: Sequence[Migration], *, pragmas: Sequence[str] = ()) -> aiosqlite.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        db.row_factory = sqlite3.Row
+        for pragma in ("busy_timeout = 10000", "journal_mode = WAL", "synchronous = NORMAL", *pragmas):
+            await db.execute(f"PRAGMA {pragma}")
+        await _migrate(db, migrations)
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+async def _migrate(db: aiosqlite.Connection, migrations: Sequence[Migration]) -> None:
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        async with db.execute("PRAGMA user_version") as cursor:
+            (version,) = await cursor.fetchone() or (0,)
+        for number, statements in enumerate(migrations[version:], start=version + 1):
+            for statement in statements:
+                await db.execute(statement)
+            await db.execute(f"PRAGMA user_version = {number}")
+        await db.execute("COMMIT")
+    except BaseException:
+        await db.execute("ROLLBACK")
+        raise
+
+
+def statements(script: str) -> list[str]:
+    """A script of `;`-separated statements (with no `;` inside them) as a migration."""
+    return [statement.strip() for statement in script.split(";") if statement.strip()]
