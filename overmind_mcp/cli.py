@@ -19,7 +19,20 @@ if TYPE_CHECKING:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="overmind-mcp", description="An MCP server that runs and supervises agents.")
+    argv = sys.argv[1:] if argv is None else argv
+    from overmind_mcp.console import VERBS
+
+    if argv and argv[0] in VERBS:
+        # `overmind-mcp ps` is `overmind ps`: the human side under the server's own name.
+        from overmind_mcp.console import main as console_main
+
+        console_main(argv)
+        return
+    parser = argparse.ArgumentParser(
+        prog="overmind-mcp",
+        description="An MCP server that runs and supervises agents. "
+        f"Also: overmind-mcp {{{','.join(sorted(VERBS))}}} (the `overmind` command).",
+    )
     parser.add_argument("--version", action="version", version=f"overmind-mcp {__version__}")
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="serve MCP over stdio (the default) or, with --http, over HTTP")

@@ -87,6 +87,10 @@ _MIGRATIONS: list[sqlite.Migration] = [
 ]
 
 
+SCHEMA_VERSION = len(_MIGRATIONS)
+"""The schema version this code migrates a database to."""
+
+
 @dataclass(slots=True)
 class MissionRow:
     """One mission as stored. `options` and `result` are JSON-compatible dicts."""

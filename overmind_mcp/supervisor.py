@@ -24,7 +24,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from overmind_mcp import __version__, limits, views
+from overmind_mcp import __version__, foreign, limits, views
 from overmind_mcp.akasha import FILENAME as AKASHA_FILENAME
 from overmind_mcp.akasha import Akasha
 from overmind_mcp.errors import AccessDenied, Conflict, InvalidRequest, NotFound, OvermindError, Refused
@@ -41,7 +41,6 @@ from overmind_mcp.models import (
     ServerStatus,
     Spawned,
     SpawnRequest,
-    Totals,
     TurnResult,
     WaitResult,
 )
@@ -52,7 +51,6 @@ from overmind_mcp.process import (
     ExitStatus,
     kill_leftovers,
     process_start_time,
-    same_process,
     spawn,
 )
 from overmind_mcp.providers import claude, raw
@@ -257,8 +255,14 @@ class Supervisor:
     async def _admit(self) -> None:
         """Start queued missions, oldest first, while there is room (and the server is not closing)."""
         while self._queue and not self._full() and not self._closing:
+            mission = self._queue.popleft()
+            # Holds its slot from here: another _admit running meanwhile must not count it as free.
+            mission.row.status = "running"
+            if await self._stopped_elsewhere(mission):
+                await self._finish(mission, ExitStatus(code=None, signal=None))
+                continue
             with contextlib.suppress(Exception):  # a mission that cannot start is recorded as failed
-                await self._begin(self._queue.popleft())
+                await self._begin(mission)
 
     async def _begin(self, mission: Mission) -> None:
         """Start a mission's first run and supervise it; a failure to start is recorded, then raised."""
@@ -530,7 +534,7 @@ class Supervisor:
             backoff_max_s=self.settings.restart_backoff_max_s,
             stable_s=self.settings.restart_stable_s,
         )
-        if policy.mode == "never" or mission.stop_reason not in _RESTARTABLE:
+        if policy.mode == "never" or mission.stop_reason not in _RESTARTABLE or await self._stopped_elsewhere(mission):
             return False
         status, reason = self._outcome(mission, exit_status)
         run_s = time.monotonic() - mission.run_started
@@ -552,7 +556,7 @@ class Supervisor:
         self._changed.fire()
         with anyio.move_on_after(delay):
             await mission.stopping.wait()
-        if mission.stop_reason not in _RESTARTABLE:
+        if mission.stop_reason not in _RESTARTABLE or await self._stopped_elsewhere(mission):
             return False  # ended on request during the backoff
         session_id = mission.activity.session_id
         mission.resume_after_restart()
@@ -569,6 +573,15 @@ class Supervisor:
             return False
         return True
 
+    async def _stopped_elsewhere(self, mission: Mission) -> bool:
+        """Whether another process (the overmind command, a second server) asked for it to stop."""
+        stored = await self._store.get(mission.id)
+        if stored is None or not stored.stop_request:
+            return False
+        mission.request_stop("stopped")
+        mission.ended_by = mission.ended_by or stored.stop_request
+        return True
+
     async def _append_note(self, mission: Mission, kind: str, text: str, **data: Any) -> None:
         """A supervision event: in the store, and in the log too unless the process could be mid-line."""
         await self._store.add_event(mission.id, time.time(), kind, {"text": text, **data})
@@ -578,14 +591,9 @@ class Supervisor:
     async def _finish(self, mission: Mission, exit_status: ExitStatus, *, ended_at: float | None = None) -> None:
         row = mission.row
         row.status, row.end_reason = self._outcome(mission, exit_status)
-        if mission.stop_reason is None and row.status != "succeeded":
-            # Another process (a second server, the overmind command) may have ended it on request;
-            # asked only now, since a request can only turn a failure into a stop.
-            stored = await self._store.get(row.id)
-            if stored is not None and stored.stop_request:
-                mission.request_stop("stopped")
-                mission.ended_by = stored.stop_request
-                row.status, row.end_reason = self._outcome(mission, exit_status)
+        # Asked only now, since a stop requested by another process can only turn a failure into a stop.
+        if mission.stop_reason is None and row.status != "succeeded" and await self._stopped_elsewhere(mission):
+            row.status, row.end_reason = self._outcome(mission, exit_status)
         row.exit_code = exit_status.returncode
         row.ended_at = ended_at or time.time()
         row.result = self._result_record(mission)
@@ -715,43 +723,19 @@ class Supervisor:
         if mission is not None:
             how[row.id] = await self._terminate(mission, force=force)
         elif row.status in LIVE:
-            how[row.id] = await self._terminate_foreign(row, force=force)
+            how[row.id] = await foreign.terminate_foreign(
+                self._store,
+                self._watcher,
+                self.settings.database_path,
+                row,
+                force=force,
+                grace_s=self.settings.kill_grace_s,
+            )
         else:
             how[row.id] = f"already {row.status}"
 
-    async def _terminate_foreign(self, row: MissionRow, *, force: bool) -> str:
-        """End a mission another server supervises: signal its verified process, let the owner record it."""
-        if row.pid is None or not same_process(row.pid, row.proc_start):
-            return "its process had already ended"
-        # Recorded first, so the owner reports a stop on request, not a crash.
-        await self._store.update(row.id, stop_request="SIGKILL" if force else "SIGINT")
-        process = ChildProcess.adopt(row.pid, row.proc_start or 0.0, row.id)
-        ended_by = "SIGKILL"
-        for sig in [] if force else [signal.SIGINT, signal.SIGTERM]:
-            process.signal_group(sig)
-            with anyio.move_on_after(self.settings.kill_grace_s):
-                await process.wait()
-                ended_by = sig.name
-                break
-        if process.running:
-            await self._store.update(row.id, stop_request="SIGKILL")
-            process.signal_group(signal.SIGKILL)
-            await process.wait()
-        await self._until_recorded([row.id], within=self.settings.kill_grace_s + 2)
-        return ended_by
-
-    async def _until_recorded(self, mission_ids: list[str], *, within: float) -> None:
-        """Wait until the store shows these missions ended (another process records them)."""
-        with anyio.move_on_after(within), self._watcher.watch(self._wal_path()) as wakeup:
-            while True:
-                rows = [await self._store.get(mission_id) for mission_id in mission_ids]
-                if all(row is None or row.status not in LIVE for row in rows):
-                    return
-                await wakeup.wait()
-
     def _wal_path(self) -> Path:
-        # Every commit to the database, by any process, writes to its write-ahead log.
-        return self.settings.database_path.with_name(self.settings.database_path.name + "-wal")
+        return foreign.change_signal(self.settings.database_path)
 
     async def _terminate(self, mission: Mission, *, force: bool) -> str:
         """End a mission's whole process group: SIGINT, then SIGTERM, then SIGKILL (or SIGKILL at once).
@@ -1019,20 +1003,8 @@ class Supervisor:
             rows = views.depth_first(rows)
         if status is not None:
             rows = [row for row in rows if row.status == status]
-        live_count = sum(row.status in LIVE for row in rows)
-        cost = sum(self._cost(row) or 0.0 for row in rows)
-        if len(rows) > limit:
-            # Keep every live mission and the newest of the rest.
-            keep = {row.id for row in rows if row.status in LIVE}
-            keep |= {row.id for row in sorted(rows, key=lambda row: row.created_at)[-limit:]}
-            rows = [row for row in rows if row.id in keep]
-        summaries = [self._summary(row) for row in rows]
-        if tree:
-            views.roll_up_costs(summaries)
-        return PsResult(
-            missions=summaries,
-            totals=Totals(missions=len(rows), running=live_count, cost_usd=round(cost, 6)),
-        )
+        answer, _kept = views.ps_result(rows, self._summary, self._cost, limit=limit, tree=tree)
+        return answer
 
     async def logs(
         self,

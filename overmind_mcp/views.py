@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from overmind_mcp.events import Event, Result, parse_note, to_text
 from overmind_mcp.mission import Mission
-from overmind_mcp.models import LogPage, MissionResult, MissionSummary, Usage
+from overmind_mcp.models import LIVE, LogPage, MissionResult, MissionSummary, PsResult, Totals, Usage
 from overmind_mcp.output import read_page
 from overmind_mcp.process import ExitStatus
 from overmind_mcp.providers import claude, raw
@@ -121,6 +122,31 @@ def event_dict(line: bytes) -> dict[str, Any]:
     if isinstance(data, dict):
         return data
     return {"type": "plain", "text": line.decode("utf-8", "replace").rstrip("\r\n")}
+
+
+def ps_result(
+    rows: list[MissionRow],
+    summarize: Callable[[MissionRow], MissionSummary],
+    cost_of: Callable[[MissionRow], float | None],
+    *,
+    limit: int,
+    tree: bool,
+) -> tuple[PsResult, list[MissionRow]]:
+    """The `ps` answer for rows already selected and ordered (depth first with `tree`), and the rows kept."""
+    live_count = sum(row.status in LIVE for row in rows)
+    cost = sum(cost_of(row) or 0.0 for row in rows)
+    if len(rows) > limit:
+        # Keep every live mission and the newest of the rest.
+        keep = {row.id for row in rows if row.status in LIVE}
+        keep |= {row.id for row in sorted(rows, key=lambda row: row.created_at)[-limit:]}
+        rows = [row for row in rows if row.id in keep]
+    summaries = [summarize(row) for row in rows]
+    if tree:
+        roll_up_costs(summaries)
+    answer = PsResult(
+        missions=summaries, totals=Totals(missions=len(rows), running=live_count, cost_usd=round(cost, 6))
+    )
+    return answer, rows
 
 
 def roll_up_costs(summaries: list[MissionSummary]) -> None:

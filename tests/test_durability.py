@@ -257,3 +257,13 @@ async def test_a_child_whose_pid_was_never_recorded_is_found_and_adopted(setting
         outcome = await supervisor.kill([mission.id])
         assert outcome.ended[0].how == "SIGINT"
     await assert_no_leftovers(settings)
+
+
+async def test_a_kill_from_another_process_is_not_undone_by_a_restart_policy(settings: Settings) -> None:
+    async with server(settings) as (owner, _a), server(settings) as (other, _b):
+        stubborn = await call(owner, "spawn", command=["sleep", "600"], restart="always", name="persistent")
+        killed = await call(other, "kill", ids=["persistent"])
+        assert killed["ended"][0]["how"] == "SIGINT"
+        result = await call(owner, "result", id=stubborn["id"])
+        assert (result["status"], result["restarts"]) == ("stopped", 0)
+    await assert_no_leftovers(settings)

@@ -1,0 +1,3 @@
+from overmind_mcp.console import main
+
+main()
