@@ -35,8 +35,7 @@ async def connect(path: Path, migrations: Sequence[Migration], *, pragmas: Seque
 async def _migrate(db: aiosqlite.Connection, migrations: Sequence[Migration]) -> None:
     await db.execute("BEGIN IMMEDIATE")
     try:
-        async with db.execute("PRAGMA user_version") as cursor:
-            (version,) = await cursor.fetchone() or (0,)
+        [(version,)] = await db.execute_fetchall("PRAGMA user_version")
         for number, statements in enumerate(migrations[version:], start=version + 1):
             for statement in statements:
                 await db.execute(statement)

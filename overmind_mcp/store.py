@@ -208,17 +208,15 @@ class Store:
             )
             SELECT {columns} FROM missions m JOIN subtree USING (id) ORDER BY m.created_at, m.id
         """
-        async with self._db.execute(query, (mission_id,)) as cursor:
-            return [_from_sql(row) for row in await cursor.fetchall()]
+        return [_from_sql(row) for row in await self._fetch(query, (mission_id,))]
 
     async def counts_by_status(self) -> dict[str, int]:
-        async with self._db.execute("SELECT status, count(*) FROM missions GROUP BY status") as cursor:
-            return {status: count for status, count in await cursor.fetchall()}
+        rows = await self._fetch("SELECT status, count(*) FROM missions GROUP BY status")
+        return {status: count for status, count in rows}
 
     async def total_cost(self) -> float:
-        async with self._db.execute("SELECT coalesce(sum(cost_usd), 0) FROM missions") as cursor:
-            row = await cursor.fetchone()
-        return float(row[0]) if row else 0.0
+        [(total,)] = await self._fetch("SELECT coalesce(sum(cost_usd), 0) FROM missions")
+        return float(total)
 
     async def register_server(self, server_id: str, pid: int, proc_start: float, started_at: float) -> None:
         await self._db.execute(
@@ -235,8 +233,7 @@ class Store:
         if not ids:
             return {}
         query = f"SELECT id, pid, proc_start, stopped_at FROM servers WHERE id IN ({', '.join('?' for _ in ids)})"
-        async with self._db.execute(query, ids) as cursor:
-            return {row[0]: (row[1], row[2], row[3]) for row in await cursor.fetchall()}
+        return {row[0]: (row[1], row[2], row[3]) for row in await self._fetch(query, ids)}
 
     async def claim(self, mission_id: str, previous_owner: str | None, new_owner: str) -> bool:
         """Take over a live mission from a server that has gone; False if another server was quicker."""
@@ -255,8 +252,7 @@ class Store:
                 HAVING sum(status IN {_LIVE_SQL}) = 0 AND max(ended_at) < ?
             )
         """
-        async with self._db.execute(query, (ended_before,)) as cursor:
-            doomed = [_from_sql(row) for row in await cursor.fetchall()]
+        doomed = [_from_sql(row) for row in await self._fetch(query, (ended_before,))]
         if doomed:
             # Children first, so no foreign key points at a deleted row mid-statement.
             await self._db.execute("BEGIN IMMEDIATE")
@@ -270,9 +266,8 @@ class Store:
         return doomed
 
     async def integrity_check(self) -> str:
-        async with self._db.execute("PRAGMA integrity_check") as cursor:
-            row = await cursor.fetchone()
-        return str(row[0]) if row else "no answer"
+        rows = await self._fetch("PRAGMA integrity_check")
+        return str(rows[0][0]) if rows else "no answer"
 
     async def add_event(self, mission_id: str, at: float, kind: str, data: dict[str, Any]) -> None:
         await self._db.execute(
@@ -281,11 +276,15 @@ class Store:
         )
 
     async def events(self, mission_id: str) -> list[tuple[float, str, dict[str, Any]]]:
-        async with self._db.execute(
-            "SELECT at, kind, data FROM events WHERE mission_id = ? ORDER BY id", (mission_id,)
-        ) as cursor:
-            return [(at, kind, json.loads(data)) for at, kind, data in await cursor.fetchall()]
+        rows = await self._fetch("SELECT at, kind, data FROM events WHERE mission_id = ? ORDER BY id", (mission_id,))
+        return [(at, kind, json.loads(data)) for at, kind, data in rows]
 
     async def _select(self, tail: str, params: Iterable[Any]) -> list[MissionRow]:
-        async with self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM missions {tail}", tuple(params)) as cursor:
-            return [_from_sql(row) for row in await cursor.fetchall()]
+        return [
+            _from_sql(row) for row in await self._fetch(f"SELECT {', '.join(_COLUMNS)} FROM missions {tail}", params)
+        ]
+
+    async def _fetch(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        # One job on the connection's thread: a read split into execute and fetch could see
+        # another task's write land in between, in the middle of its scan, and return garbage.
+        return list(await self._db.execute_fetchall(sql, tuple(params)))

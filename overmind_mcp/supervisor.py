@@ -298,14 +298,8 @@ class Supervisor:
         row.status = "running"
         row.pid, row.pgid, row.proc_start = process.pid, process.pgid, process.start_time
         row.started_at = row.started_at or time.time()
-        await self._store.update(
-            row.id,
-            status=row.status,
-            pid=row.pid,
-            pgid=row.pgid,
-            proc_start=row.proc_start,
-            started_at=row.started_at,
-        )
+        # Stored by the mission's own task (_record_run), not awaited here: the caller of spawn
+        # need not wait for it, and that task's later writes then land after it, in order.
         if mission.session is not None:
             await self._pump(mission)
 
@@ -426,11 +420,20 @@ class Supervisor:
                     left = timeout_s - (time.time() - (mission.row.started_at or time.time()))
                     guards.start_soon(self._enforce_timeout, mission, max(left, 0.0))
                 while True:
+                    await self._record_run(mission)
                     exit_status = await self._run_once(mission, wakeup)
                     if not await self._maybe_restart(mission, exit_status):
                         break
                 guards.cancel_scope.cancel()
             await self._finish(mission, exit_status)
+
+    async def _record_run(self, mission: Mission) -> None:
+        """Store which process runs the mission now (a server that dies before this is covered by
+        recovery, which finds the process by the mission id in its environment)."""
+        row = mission.row
+        await self._store.update(
+            row.id, status=row.status, pid=row.pid, pgid=row.pgid, proc_start=row.proc_start, started_at=row.started_at
+        )
 
     async def _run_once(self, mission: Mission, wakeup: Wakeup) -> ExitStatus:
         process = mission.process

@@ -179,12 +179,18 @@ async def test_logs_follow_wait_and_kill_options(settings: Settings) -> None:
                 [sys.executable, "-m", "overmind_mcp.console", "wait", talker["name"]], env=console_env(settings)
             )
             assert follower.stdout is not None and follower.stderr is not None
-            with anyio.fail_after(20):
-                printed = b"".join([chunk async for chunk in follower.stdout]).decode()
-                trailer = b"".join([chunk async for chunk in follower.stderr]).decode()
-                assert await follower.wait() == 0
-                assert await waiter.wait() == 0
-            await waiter.aclose()
+            try:
+                with anyio.fail_after(20):
+                    printed = b"".join([chunk async for chunk in follower.stdout]).decode()
+                    trailer = b"".join([chunk async for chunk in follower.stderr]).decode()
+                    assert await follower.wait() == 0
+                    assert await waiter.wait() == 0
+            finally:
+                # A failure here must not leave the followers running (and the test waiting on them).
+                for process in (follower, waiter):
+                    if process.returncode is None:
+                        process.kill()
+                await waiter.aclose()
         lines = printed.splitlines()
         assert lines[0].startswith("[init] session") and "first" in lines and "second" in lines
         assert lines[-1].startswith("[result ok (success)")

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import psutil
 import pytest
 
@@ -332,3 +333,22 @@ async def test_shutdown_ends_every_child(settings: Settings) -> None:
     async with Supervisor.running(settings) as supervisor:
         assert (await supervisor.result(stubborn.id)).status == "killed"
         assert (await supervisor.result(plain.id)).status == "stopped"
+
+
+async def test_reads_stay_consistent_while_missions_churn(settings: Settings) -> None:
+    # Reads share the store's connection with every write; a read split in two could see a write
+    # land mid-scan and return garbage (a status of None, here).
+    async with Supervisor.running(settings.model_copy(update={"max_concurrent": 3})) as supervisor:
+        async with anyio.create_task_group() as task_group:
+
+            async def churn() -> None:
+                for _ in range(60):
+                    await supervisor.spawn(cmd("true"))
+
+            task_group.start_soon(churn)
+            for _ in range(1500):
+                counts = (await supervisor.status()).missions_by_status
+                assert all(isinstance(status, str) for status in counts)
+                await anyio.lowlevel.checkpoint()
+        await supervisor.wait([m.id for m in (await supervisor.ps(limit=1000)).missions], timeout_s=60)
+    await assert_no_leftovers(settings)

@@ -66,8 +66,7 @@ class State:
     async def servers(self) -> list[ServerRow]:
         """Every server that has used the database, oldest first (the store only looks them up by id)."""
         query = "SELECT id, pid, proc_start, started_at, stopped_at FROM servers ORDER BY started_at"
-        async with self.db.execute(query) as cursor:
-            return [ServerRow(*row) for row in await cursor.fetchall()]
+        return [ServerRow(*row) for row in await self.db.execute_fetchall(query)]
 
 
 @asynccontextmanager
@@ -86,8 +85,7 @@ async def open_state(settings: Settings, *, writable: bool = False) -> AsyncIter
         db.row_factory = sqlite3.Row
         await db.execute("PRAGMA busy_timeout = 10000")
         try:
-            async with db.execute("PRAGMA user_version") as cursor:
-                (version,) = await cursor.fetchone() or (0,)
+            [(version,)] = await db.execute_fetchall("PRAGMA user_version")
         except sqlite3.DatabaseError as exc:
             raise CliError(f"{path} is not a sound database ({exc}); `overmind doctor` says more") from None
         if version < SCHEMA_VERSION:
