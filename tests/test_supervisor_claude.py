@@ -132,3 +132,26 @@ async def test_flood_keeps_server_memory_flat(supervisor: Supervisor) -> None:
     assert growth_mb < 30, f"RSS grew {growth_mb:.1f} MB while ingesting 60 MB of output"
     with anyio.fail_after(5):
         assert (await supervisor.logs(result.id, limit=1)).more
+
+
+async def test_recall_into_prompt_gives_the_child_the_relevant_memories(supervisor: Supervisor) -> None:
+    akasha = supervisor.akasha
+    project = akasha.scope().project
+    await akasha.remember("Deploys to staging need the VPN turned on first.", namespace=project, key="vpn")
+    await akasha.remember("The office coffee machine is on the third floor.", namespace=project, key="coffee")
+    prompt = "Deploy the app to staging.\nfake: say up\nfake: hang"
+    spawned = await supervisor.spawn(SpawnRequest(prompt=prompt, recall_into_prompt=True))
+    await until_output(supervisor, spawned.id, "up")
+    argv = psutil.Process(spawned.pid).cmdline()
+    system = next(arg for arg in argv if arg.startswith("--append-system-prompt="))
+    assert "VPN" in system
+    assert "coffee" not in system
+    await supervisor.kill([spawned.id])
+
+
+async def test_remember_result_keeps_the_answer_in_the_runs_memory(supervisor: Supervisor) -> None:
+    spawned = await supervisor.spawn(task("answer The flaky test was a race in the cache.", remember_result=True))
+    await supervisor.wait([spawned.id], timeout_s=30)
+    found = await supervisor.akasha.recall("flaky race", namespaces=[f"run:{spawned.id}"])
+    assert [hit.content for hit in found.hits] == ["The flaky test was a race in the cache."]
+    assert found.hits[0].mission_id == spawned.id
