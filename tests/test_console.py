@@ -8,75 +8,28 @@ another terminal would run it, while the SDK's client owns the server over stdio
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import psutil
 import pytest
-from mcp import Client, StdioServerParameters
 
 from overmind_mcp.models import LIVE
 from overmind_mcp.settings import Settings
 from tests.conftest import assert_no_leftovers, mission_ids, processes_of
+from tests.helpers import call, script, server_env, stdio_server, until_printed
 from tests.test_supervisor_raw import until_gone
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def server(settings: Settings, **env: str) -> AsyncIterator[tuple[Client, psutil.Process]]:
-    """A real stdio server, driven by the SDK's client; `env` adds OVERMIND_* settings."""
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "overmind_mcp"], env={**console_env(settings), **env}
-    )
-    before = {child.pid for child in psutil.Process().children()}
-    async with Client(params, mode="legacy") as client:
-        await client.list_tools()
-        process = next(
-            child
-            for child in psutil.Process().children()
-            if child.pid not in before and "overmind_mcp" in " ".join(child.cmdline())
-        )
-        yield client, process
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-def script(*lines: str) -> str:
-    """A prompt for the stand-in claude: each line a directive (say, sleep, hang, answer…)."""
-    return "\n".join(["A task.", *(f"fake: {line}" for line in lines)])
-
-
-async def until_printed(client: Client, mission_id: str, text: str) -> None:
-    with anyio.fail_after(20):
-        while not any(text in line for line in (await call(client, "logs", id=mission_id))["lines"]):
-            await call(client, "wait", ids=[mission_id], timeout_s=0.2)
-
-
-def console_env(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "OVERMIND_HOME": str(settings.home),
-        "OVERMIND_CLAUDE_BIN": settings.claude_bin,
-        "OVERMIND_KILL_GRACE_S": "1",
-    }
 
 
 async def overmind(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """Run one verb to completion; its output as text."""
     with anyio.fail_after(30):
         done = await anyio.run_process(
-            [sys.executable, "-m", "overmind_mcp.console", *args], env=console_env(settings), check=False
+            [sys.executable, "-m", "overmind_mcp.console", *args], env=server_env(settings), check=False
         )
     return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
 
@@ -104,7 +57,7 @@ def same_listing(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
 
 
 async def test_ps_tree_top_and_json_agree_with_the_mcp_tools(settings: Settings) -> None:
-    async with server(settings) as (client, _process):
+    async with stdio_server(settings) as (client, _process):
         root = await call(client, "spawn", prompt=script("say planning", "tool Bash {}", "hang"), name="root")
         middle = await call(
             client, "spawn", prompt=script("say working", "grandchild", "hang"), name="a", parent="root"
@@ -169,14 +122,14 @@ async def test_ps_tree_top_and_json_agree_with_the_mcp_tools(settings: Settings)
 
 
 async def test_logs_follow_wait_and_kill_options(settings: Settings) -> None:
-    async with server(settings) as (client, _process):
+    async with stdio_server(settings) as (client, _process):
         talker = await call(client, "spawn", prompt=script("say first", "sleep 1", "say second", "answer the end"))
         await until_printed(client, talker["id"], "first")
         async with await anyio.open_process(
-            [sys.executable, "-m", "overmind_mcp.console", "logs", "-f", talker["id"]], env=console_env(settings)
+            [sys.executable, "-m", "overmind_mcp.console", "logs", "-f", talker["id"]], env=server_env(settings)
         ) as follower:
             waiter = await anyio.open_process(
-                [sys.executable, "-m", "overmind_mcp.console", "wait", talker["name"]], env=console_env(settings)
+                [sys.executable, "-m", "overmind_mcp.console", "wait", talker["name"]], env=server_env(settings)
             )
             assert follower.stdout is not None and follower.stderr is not None
             try:
@@ -202,7 +155,7 @@ async def test_logs_follow_wait_and_kill_options(settings: Settings) -> None:
         watched = await call(client, "spawn", prompt=script("say up", "hang"), name="watched")
         await until_printed(client, watched["id"], "up")
         command = [sys.executable, "-m", "overmind_mcp.console", "monitor", "--exit-when-idle", "--json"]
-        async with await anyio.open_process(command, env=console_env(settings)) as monitor:
+        async with await anyio.open_process(command, env=server_env(settings)) as monitor:
             assert monitor.stdout is not None and monitor.stderr is not None
             with anyio.fail_after(20):
                 said = b""
@@ -250,7 +203,7 @@ async def test_missions_of_a_crashed_server(settings: Settings) -> None:
 
 
 async def missions_of_a_crashed_server(settings: Settings) -> None:
-    async with server(settings) as (client, process):
+    async with stdio_server(settings) as (client, process):
         ending = await call(client, "spawn", prompt=script("say up", "sleep 1", "answer bye"), name="ending")
         stuck = await call(client, "spawn", prompt=script("say up", "hang"), name="stuck")
         await until_printed(client, ending["id"], "up")
@@ -274,7 +227,7 @@ async def missions_of_a_crashed_server(settings: Settings) -> None:
 
 async def test_sessions_and_the_queue_agree_with_the_mcp_tools(settings: Settings) -> None:
     # Two processes at most: the next spawns wait in the server's queue, which only it holds in memory.
-    async with server(settings, OVERMIND_MAX_CONCURRENT="2") as (client, _process):
+    async with stdio_server(settings, OVERMIND_MAX_CONCURRENT="2") as (client, _process):
         await call(client, "spawn", prompt=script("say hi"), name="chat", session=True)
         await call(client, "spawn", command=["sleep", "600"], name="busy")
         for name in ("first", "second"):

@@ -6,60 +6,26 @@ client; the children are the stand-in claude and plain commands.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 import psutil
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
 from overmind_mcp.models import SpawnRequest
 from overmind_mcp.settings import Settings
 from overmind_mcp.store import Store
 from overmind_mcp.supervisor import Supervisor
-from tests.conftest import assert_no_leftovers, new_child_running, processes_of
+from tests.conftest import assert_no_leftovers, processes_of
+from tests.helpers import call, script, stdio_server, until_printed
 from tests.test_supervisor_raw import until_gone
 
 pytestmark = pytest.mark.anyio
 
-
-@asynccontextmanager
-async def server(settings: Settings) -> AsyncIterator[tuple[Client, psutil.Process]]:
-    env = {
-        **os.environ,
-        "OVERMIND_HOME": str(settings.home),
-        "OVERMIND_CLAUDE_BIN": settings.claude_bin,
-        "OVERMIND_KILL_GRACE_S": "1",
-        "OVERMIND_MAX_CONCURRENT": "64",
-    }
-    params = StdioServerParameters(command=sys.executable, args=["-m", "overmind_mcp"], env=env)
-    before = {child.pid for child in psutil.Process().children()}
-    async with Client(params, mode="legacy") as client:
-        await client.list_tools()
-        yield client, new_child_running("overmind_mcp", before)
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-def script(*lines: str) -> str:
-    return "\n".join(["A task.", *(f"fake: {line}" for line in lines)])
-
-
-async def until_printed(client: Client, mission_id: str, text: str) -> None:
-    with anyio.fail_after(20):
-        while not any(text in line for line in (await call(client, "logs", id=mission_id))["lines"]):
-            await call(client, "wait", ids=[mission_id], timeout_s=0.2)
+# Crash tests start more children than the default admission limit.
+MANY = {"OVERMIND_MAX_CONCURRENT": "64"}
 
 
 async def all_lines(client: Client, mission_id: str) -> list[str]:
@@ -75,7 +41,7 @@ async def all_lines(client: Client, mission_id: str) -> list[str]:
 async def test_sigkill_of_the_server_loses_nothing(settings: Settings) -> None:
     expected: dict[str, list[str]] = {}
     kinds: dict[str, str] = {}
-    async with server(settings) as (client, process):
+    async with stdio_server(settings, **MANY) as (client, process):
         for index in range(20):
             # Even children finish while no server runs; odd ones outlive the downtime.
             finishes_early = index % 2 == 0
@@ -107,7 +73,7 @@ async def test_sigkill_of_the_server_loses_nothing(settings: Settings) -> None:
     orphaned = processes_of(set(rows))
     assert orphaned, "the early child's grandchild should have outlived its parent"
 
-    async with server(settings) as (client, _process):
+    async with stdio_server(settings, **MANY) as (client, _process):
         # Every process still carrying one of our mission ids is tracked by a running mission.
         listing = {entry["id"]: entry for entry in (await call(client, "ps", limit=1000))["missions"]}
         assert len(listing) == 22
@@ -152,7 +118,7 @@ async def test_sigkill_during_writes_leaves_a_sound_database(settings: Settings)
                 enough.set()
 
     try:
-        async with server(settings) as (client, process), anyio.create_task_group() as task_group:
+        async with stdio_server(settings, **MANY) as (client, process), anyio.create_task_group() as task_group:
             for worker in range(4):
                 task_group.start_soon(churn, client, worker)
             with anyio.fail_after(30):
@@ -173,7 +139,7 @@ async def test_sigkill_during_writes_leaves_a_sound_database(settings: Settings)
 
 
 async def test_two_servers_share_one_database(settings: Settings) -> None:
-    async with server(settings) as (first, _a), server(settings) as (second, _b):
+    async with stdio_server(settings, **MANY) as (first, _a), stdio_server(settings, **MANY) as (second, _b):
         mine = await call(first, "spawn", command=["sleep", "600"], name="shared-name")
         refused = await second.call_tool("spawn", {"command": ["true"], "name": "shared-name"})
         assert refused.is_error and "already used" in refused.content[0].text
@@ -194,12 +160,12 @@ async def test_two_servers_share_one_database(settings: Settings) -> None:
 
 
 async def test_a_detached_mission_outlives_its_server_and_is_readopted(settings: Settings) -> None:
-    async with server(settings) as (client, _process):
+    async with stdio_server(settings, **MANY) as (client, _process):
         kept = await call(client, "spawn", prompt=script("say begun", "sleep 1.5", "answer kept"), detach=True)
         ended = await call(client, "spawn", command=["sleep", "600"])
         await until_printed(client, kept["id"], "begun")
     assert psutil.pid_exists(kept["pid"])
-    async with server(settings) as (client, _process):
+    async with stdio_server(settings, **MANY) as (client, _process):
         assert (await call(client, "result", id=ended["id"]))["status"] == "stopped"
         waited = await call(client, "wait", ids=[kept["id"]], timeout_s=20)
         assert (waited["done"][0]["status"], waited["done"][0]["text"]) == ("succeeded", "kept")
@@ -207,7 +173,7 @@ async def test_a_detached_mission_outlives_its_server_and_is_readopted(settings:
 
 
 async def test_an_adopted_mission_can_be_killed_and_keeps_its_timeout(settings: Settings) -> None:
-    async with server(settings) as (client, process):
+    async with stdio_server(settings, **MANY) as (client, process):
         victim = await call(client, "spawn", prompt=script("say up", "grandchild", "hang"), name="victim")
         timed = await call(client, "spawn", prompt=script("say up", "hang"), timeout_s=5)
         await until_printed(client, victim["id"], "grandchild pid")
@@ -216,7 +182,7 @@ async def test_an_adopted_mission_can_be_killed_and_keeps_its_timeout(settings: 
         grandchild = int(next(line for line in log if "grandchild pid" in line).split()[-1])
         process.kill()
         process.wait()
-    async with server(settings) as (client, _process):
+    async with stdio_server(settings, **MANY) as (client, _process):
         killed = await call(client, "kill", ids=["victim"])
         assert killed["ended"][0]["status"] in {"stopped", "killed"}
         await until_gone(grandchild)
@@ -260,7 +226,7 @@ async def test_a_child_whose_pid_was_never_recorded_is_found_and_adopted(setting
 
 
 async def test_a_kill_from_another_process_is_not_undone_by_a_restart_policy(settings: Settings) -> None:
-    async with server(settings) as (owner, _a), server(settings) as (other, _b):
+    async with stdio_server(settings, **MANY) as (owner, _a), stdio_server(settings, **MANY) as (other, _b):
         stubborn = await call(owner, "spawn", command=["sleep", "600"], restart="always", name="persistent")
         killed = await call(other, "kill", ids=["persistent"])
         assert killed["ended"][0]["how"] == "SIGINT"

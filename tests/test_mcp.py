@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 
 import anyio
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
 from overmind_mcp.server import create_server
 from overmind_mcp.settings import Settings
 from tests.conftest import assert_no_leftovers, new_child_running
+from tests.helpers import call, server_params
 
 pytestmark = pytest.mark.anyio
 
@@ -38,13 +39,6 @@ async def client(settings: Settings) -> AsyncIterator[Client]:
     async with Client(create_server(settings)) as connected:
         yield connected
     await assert_no_leftovers(settings)
-
-
-async def call(client: Client, tool: str, **arguments: object) -> dict:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 async def test_tools_are_listed_with_output_schemas(client: Client) -> None:
@@ -121,18 +115,8 @@ async def test_a_cancelled_wait_leaves_the_mission_running(client: Client) -> No
     assert (await call(client, "result", id="long"))["status"] == "running"
 
 
-async def stdio_server(settings: Settings) -> StdioServerParameters:
-    env = {
-        **os.environ,
-        "OVERMIND_HOME": str(settings.home),
-        "OVERMIND_CLAUDE_BIN": settings.claude_bin,
-        "OVERMIND_KILL_GRACE_S": "1",
-    }
-    return StdioServerParameters(command=sys.executable, args=["-m", "overmind_mcp"], env=env)
-
-
 async def test_stdio_server_end_to_end_and_children_end_at_eof(settings: Settings) -> None:
-    async with Client(await stdio_server(settings), mode="legacy") as client:
+    async with Client(server_params(settings), mode="legacy") as client:
         assert [tool.name for tool in (await client.list_tools()).tools] == TOOLS
         await call(client, "spawn", command=["sleep", "600"], name="left-running")
         done = await call(client, "spawn", command=["echo", "over stdio"])
@@ -143,7 +127,7 @@ async def test_stdio_server_end_to_end_and_children_end_at_eof(settings: Setting
 
 
 async def test_stdio_server_ends_children_on_sigterm(settings: Settings) -> None:
-    async with Client(await stdio_server(settings), mode="legacy") as client:
+    async with Client(server_params(settings), mode="legacy") as client:
         await call(client, "spawn", command=["sleep", "600"], name="victim")
         assert (await call(client, "status"))["children_running"] == 1
         server = new_child_running("overmind_mcp")
