@@ -150,7 +150,6 @@ class Mission:
     launch_error: str | None = None
     # Fired on every chunk of output: the stall watchdog sleeps on it.
     output: Broadcast = field(default_factory=lambda: Broadcast())
-    children: set[str] = field(default_factory=set)
     # The scope its supervising task runs in, made with the mission so that it can be cancelled
     # even before that task has started; cancelled only to leave a detached mission running.
     scope: anyio.CancelScope = field(default_factory=lambda: anyio.CancelScope(shield=True))

@@ -7,7 +7,6 @@ while the file grows and across server restarts.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 CHUNK_BYTES = 256 * 1024
@@ -106,11 +105,3 @@ def tail_bytes(path: Path, limit: int) -> str:
             return file.read().decode("utf-8", "replace")
     except OSError:
         return ""
-
-
-def iter_lines(path: Path, offset: int = 0) -> Iterator[bytes]:
-    """Every line from `offset` to the end, the last one even without a newline."""
-    with LineReader(path, offset) as reader:
-        while (chunk := reader.read_chunk(final=True)) is not None:
-            for _end, line in chunk:
-                yield line

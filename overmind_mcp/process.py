@@ -96,7 +96,7 @@ class ChildProcess:
     async def wait(self) -> ExitStatus:
         """Wait for the child to end, kill whatever it left in its group, and reap it.
 
-        Must be called by exactly one task (the mission's supervisor); others use `wait_exited`.
+        Must be called by exactly one task: the mission's supervisor.
         """
         if self.adopted_for is not None:
             return await self._wait_adopted(self.adopted_for)
@@ -139,11 +139,6 @@ class ChildProcess:
         self._reaped = True
         self.close_stdin()
         self._exited.set()
-        assert self.exit_status is not None
-        return self.exit_status
-
-    async def wait_exited(self) -> ExitStatus:
-        await self._exited.wait()
         assert self.exit_status is not None
         return self.exit_status
 

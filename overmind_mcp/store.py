@@ -265,10 +265,6 @@ class Store:
                 raise
         return doomed
 
-    async def integrity_check(self) -> str:
-        rows = await self._fetch("PRAGMA integrity_check")
-        return str(rows[0][0]) if rows else "no answer"
-
     async def add_event(self, mission_id: str, at: float, kind: str, data: dict[str, Any]) -> None:
         await self._db.execute(
             "INSERT INTO events (mission_id, at, kind, data) VALUES (?, ?, ?, ?)",

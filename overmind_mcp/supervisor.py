@@ -181,8 +181,6 @@ class Supervisor:
             if options.get("prompt"):
                 mission.session.submit(options["prompt"])
         self._live[row.id] = mission
-        if row.parent_id in self._live:
-            self._live[row.parent_id].children.add(row.id)
         return mission
 
     async def _settle(self, row: MissionRow) -> None:

@@ -56,10 +56,6 @@ class FileWatcher:
         if fd >= 0:
             self._fd, self._libc = fd, libc
 
-    @property
-    def uses_inotify(self) -> bool:
-        return self._fd is not None
-
     async def run(self) -> None:
         if self._fd is None:
             await anyio.sleep_forever()
