@@ -607,7 +607,14 @@ class Supervisor:
             mission.reader = None
         if mission.session is not None:
             mission.session.abandon(f"the session ended ({row.status})")
-        # Waiters first: the output file already holds everything the store would say.
+        if row.options.get("remember_result"):
+            # Before the end is announced: whoever waited for it may recall it at once.
+            try:
+                await self.akasha.remember_result(row)
+            except Exception:
+                # A memory that failed to save must not keep the mission from ending.
+                logger.exception("could not remember the result of %s", row.id)
+        # Waiters next: the output file already holds everything the store would say.
         self._live.pop(row.id, None)
         self._finished[row.id] = mission
         if len(self._finished) > _RECENT_FINISHED:
@@ -626,12 +633,6 @@ class Supervisor:
             session_id=row.session_id,
         )
         await self._admit()
-        if row.options.get("remember_result"):
-            try:
-                await self.akasha.remember_result(row)
-            except Exception:
-                # The mission's outcome is recorded already; a memory that failed to save must not undo that.
-                logger.exception("could not remember the result of %s", row.id)
 
     def _outcome(self, mission: Mission, exit_status: ExitStatus) -> tuple[str, str | None]:
         if mission.launch_error is not None:
