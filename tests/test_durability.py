@@ -233,3 +233,26 @@ async def test_a_kill_from_another_process_is_not_undone_by_a_restart_policy(set
         result = await call(owner, "result", id=stubborn["id"])
         assert (result["status"], result["restarts"]) == ("stopped", 0)
     await assert_no_leftovers(settings)
+
+
+async def test_the_disk_holds_every_one_of_a_thousand_short_missions(settings: Settings) -> None:
+    many = settings.model_copy(update={"max_concurrent": 16})
+    async with Supervisor.running(many) as supervisor:
+        spawned = [
+            await supervisor.spawn(SpawnRequest(command=["echo", f"mission {index}"], name=f"short-{index}"))
+            for index in range(1000)
+        ]
+        answer = await supervisor.wait([mission.id for mission in spawned], timeout_s=300)
+        assert not answer.timed_out
+    # Read back cold, from the files alone: the database and each mission's output.
+    store = await Store.open(settings.database_path)
+    rows = {row.name: row for row in await store.list()}
+    await store.close()
+    assert len(rows) == 1000
+    for index in range(1000):
+        row = rows[f"short-{index}"]
+        assert (row.status, row.exit_code) == ("succeeded", 0)
+        assert row.result is not None and row.result["text"] == f"mission {index}"
+        assert await anyio.Path(row.output_path).read_text() == f"mission {index}\n"
+    with sqlite3.connect(settings.database_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
