@@ -109,7 +109,7 @@ async def serve_http(settings: Settings, host: str, port: int) -> None:
         await http.serve(http.http_app(server, supervisor.credentials, host), sock)
 
 
-async def _stop_on_signals(scope: anyio.abc.CancelScope, stdio_supervisor: Supervisor | None) -> None:
+async def _stop_on_signals(scope: anyio.CancelScope, stdio_supervisor: Supervisor | None) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
             scope.cancel()

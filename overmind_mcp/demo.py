@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp import Client, StdioServerParameters
+from mcp_types import TextContent
 
 
 class DemoError(Exception):
@@ -102,7 +103,7 @@ async def _scenario(client: Client) -> int:
 async def _call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
     result = await client.call_tool(tool, arguments)
     if result.is_error or result.structured_content is None:
-        text = result.content[0].text if result.content else "no content"
+        text = " ".join(block.text for block in result.content if isinstance(block, TextContent)) or "no text"
         raise DemoError(f"{tool} failed: {text}")
     return result.structured_content
 

@@ -161,8 +161,9 @@ async def until_ended(
                     await on_wake(satisfied)
                 if satisfied:
                     break
-                for process in [(row.pid, row.proc_start) for row in live] + list(owners.values()):
-                    if process[0] is not None and process not in watched:
+                processes = [(row.pid, row.proc_start) for row in live if row.pid is not None]
+                for process in processes + list(owners.values()):
+                    if process not in watched:
                         watched.add(process)
                         task_group.start_soon(watch_process, process[0], process[1], wakeup)
                 await wakeup.wait()

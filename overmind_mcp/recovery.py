@@ -40,7 +40,7 @@ class Orphans:
 
 async def find_orphans(store: Store, server_id: str) -> Orphans:
     """Claim every live mission whose server has gone; split them by whether their process still runs."""
-    rows = [row for row in await store.list(statuses=tuple(LIVE)) if row.server_id != server_id]
+    rows = [row for row in await store.missions(statuses=tuple(LIVE)) if row.server_id != server_id]
     owners = await store.servers({row.server_id for row in rows if row.server_id})
     running, queued, ended = [], [], []
     for row in rows:

@@ -181,7 +181,7 @@ class Store:
         )
         return rows[0] if rows else None
 
-    async def list(
+    async def missions(
         self, *, parent_id: str | None = None, statuses: Sequence[str] | None = None, root_id: str | None = None
     ) -> list[MissionRow]:
         clauses, params = [], []

@@ -103,7 +103,7 @@ class Supervisor:
         watcher: FileWatcher,
         task_group: anyio.abc.TaskGroup,
         akasha: Akasha,
-    ):
+    ) -> None:
         self.settings = settings
         # Shared memory; the supervisor only uses it for `recall_into_prompt` and `remember_result`.
         self.akasha = akasha
@@ -206,7 +206,7 @@ class Supervisor:
     async def spawn(self, request: SpawnRequest, caller: Caller = ROOT) -> Spawned:
         provider = limits.provider_of(request)
         parent = await self._parent_for(request.parent, caller)
-        siblings = len(await self._store.list(parent_id=parent.id)) if parent else 0
+        siblings = len(await self._store.missions(parent_id=parent.id)) if parent else 0
         subtree_cost = await self._subtree_cost(parent) if parent else 0.0
         request = limits.within_parent(request, parent, self.settings, siblings=siblings, subtree_cost=subtree_cost)
         if request.recall_into_prompt and request.prompt:
@@ -277,8 +277,9 @@ class Supervisor:
         """Start (or restart) the mission's process."""
         row = mission.row
         request = SpawnRequest.model_validate(row.options)
+        secrets: dict[str, str] = {}
         if row.provider == "raw":
-            argv, secrets = list(request.command or []), {}
+            argv = list(request.command or [])
         else:
             argv, secrets = self._claude_argv(request, row, prompt=prompt, resume=resume)
         process = spawn(
@@ -717,7 +718,9 @@ class Supervisor:
         outcomes = []
         for row in sorted(doomed.values(), key=lambda row: -row.depth):
             current = await self._row(row.id)
-            outcomes.append(KillOutcome(id=row.id, name=row.name, status=current.status, how=how[row.id]))
+            outcomes.append(
+                KillOutcome(id=row.id, name=row.name, status=current.status, how=how[row.id])  # type: ignore[arg-type]
+            )
         return KillResult(ended=outcomes)
 
     async def _kill_one(self, row: MissionRow, force: bool, how: dict[str, str]) -> None:
@@ -858,6 +861,7 @@ class Supervisor:
     def _turn_result(self, mission: Mission, turn: Turn, *, timed_out: bool) -> TurnResult:
         assert mission.session is not None
         result = turn.result
+        state: Literal["queued", "working", "done", "interrupted", "abandoned"]
         if turn.abandoned:
             state = "abandoned"
         elif result is not None:
@@ -998,9 +1002,9 @@ class Supervisor:
             if tree:
                 rows = [root, *await self._store.descendants(root.id)]
             else:
-                rows = await self._store.list(parent_id=root.id)
+                rows = await self._store.missions(parent_id=root.id)
         else:
-            rows = await self._store.list()
+            rows = await self._store.missions()
         if tree:
             rows = views.depth_first(rows)
         if status is not None:

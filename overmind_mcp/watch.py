@@ -57,13 +57,15 @@ class FileWatcher:
             self._fd, self._libc = fd, libc
 
     async def run(self) -> None:
-        if self._fd is None:
+        fd = self._fd
+        if fd is None:
             await anyio.sleep_forever()
+            return
         try:
             while True:
-                await anyio.wait_readable(self._fd)
+                await anyio.wait_readable(fd)
                 try:
-                    data = os.read(self._fd, 64 * 1024)
+                    data = os.read(fd, 64 * 1024)
                 except BlockingIOError:
                     continue
                 for wd in _watch_descriptors(data):

@@ -51,7 +51,7 @@ async def mission_ids(settings: Settings) -> set[str]:
         return set()
     store = await Store.open(settings.database_path)
     try:
-        return {row.id for row in await store.list()}
+        return {row.id for row in await store.missions()}
     finally:
         await store.close()
 

@@ -64,7 +64,7 @@ async def test_sigkill_of_the_server_loses_nothing(settings: Settings) -> None:
 
     # While no server runs, the early children end; one leaves a grandchild behind.
     store = await Store.open(settings.database_path)
-    rows = {row.id: row for row in await store.list()}
+    rows = {row.id: row for row in await store.missions()}
     await store.close()
     for mission_id, kind in kinds.items():
         if kind == "early":
@@ -205,7 +205,7 @@ async def test_results_survive_restarts_and_retention_prunes_old_trees(settings:
         await store.update(mission_id, ended_at=long_ago)
     await store.close()
     async with Supervisor.running(settings) as supervisor:
-        assert {row.id for row in await supervisor._store.list()} == {recent.id}
+        assert {row.id for row in await supervisor._store.missions()} == {recent.id}
         assert not (settings.missions_dir / parent.id).exists()
         assert (await supervisor.result(recent.id)).text == "recent"
 
@@ -246,7 +246,7 @@ async def test_the_disk_holds_every_one_of_a_thousand_short_missions(settings: S
         assert not answer.timed_out
     # Read back cold, from the files alone: the database and each mission's output.
     store = await Store.open(settings.database_path)
-    rows = {row.name: row for row in await store.list()}
+    rows = {row.name: row for row in await store.missions()}
     await store.close()
     assert len(rows) == 1000
     for index in range(1000):

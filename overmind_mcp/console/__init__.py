@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             overrides = {"home": Path(args.home).expanduser()} if getattr(args, "home", None) else {}
-            settings = Settings.from_env(**overrides)
+            settings = Settings.from_env(None, **overrides)
         except ValueError as exc:
             raise CliError(str(exc), Exit.USAGE) from None
         module = importlib.import_module(f"overmind_mcp.console.{module_name}")
@@ -158,13 +158,13 @@ def run(args: argparse.Namespace) -> int:
         return int(handler(settings, args))
     except BaseException as raised:
         # A task group wraps what its tasks raise; a refusal is still a refusal.
-        exc = _unwrap(raised)
-        if isinstance(exc, CliError):
-            sys.stderr.write(f"overmind {args.verb}: {exc}\n")
-            return int(exc.code)
-        if isinstance(exc, KeyboardInterrupt):
+        error = _unwrap(raised)
+        if isinstance(error, CliError):
+            sys.stderr.write(f"overmind {args.verb}: {error}\n")
+            return int(error.code)
+        if isinstance(error, KeyboardInterrupt):
             return int(Exit.INTERRUPTED)
-        if isinstance(exc, BrokenPipeError):
+        if isinstance(error, BrokenPipeError):
             # The reader went away (`overmind logs x | head`): not an error; keep Python's exit quiet.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return int(Exit.OK)

@@ -154,7 +154,7 @@ async def check_database(settings: Settings) -> list[Check]:
     ]
     async with open_state(settings) as state:
         servers = [server for server in await state.servers() if server.alive]
-        live = await state.store.list(statuses=tuple(LIVE))
+        live = await state.store.missions(statuses=tuple(LIVE))
         owners = await live_owners(state.store, live)
     pids = ", ".join(f"pid {server.pid}" for server in servers)
     checks.append(Check("servers", "ok", f"{len(servers)} running" + (f" ({pids})" if pids else "")))

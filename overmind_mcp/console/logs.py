@@ -224,7 +224,7 @@ async def _monitor(settings: Settings, args: argparse.Namespace) -> int:
         first = True
         try:
             while True:
-                live = await state.store.list(statuses=tuple(LIVE))
+                live = await state.store.missions(statuses=tuple(LIVE))
                 for row in live:
                     if row.id not in followed:
                         # What already ran before monitor started is in `overmind logs`; from here on, all of it.

@@ -91,7 +91,7 @@ async def _info(settings: Settings, args: argparse.Namespace) -> int:
     out = Out(json_mode=args.json)
     async with open_state(settings) as state:
         row = await state.resolve(args.id)
-        children = await state.store.list(parent_id=row.id)
+        children = await state.store.missions(parent_id=row.id)
         parent = await state.store.get(row.parent_id) if row.parent_id else None
         events = await state.store.events(row.id)
         servers = {server.id: server for server in await state.servers()}
@@ -234,7 +234,7 @@ async def _wait(settings: Settings, args: argparse.Namespace) -> int:
         rows = {mission_id: row for mission_id, row in waited.rows.items() if row is not None}
         done = [rows[mission_id] for mission_id in waited.done if mission_id in rows]
         pending = [row for mission_id, row in rows.items() if mission_id not in waited.done]
-        positions = answers.queue_positions(pending, await state.store.list(statuses=("queued",)))
+        positions = answers.queue_positions(pending, await state.store.missions(statuses=("queued",)))
     lives = read_live(pending)
     answer = WaitResult(
         done=[answers.result(row, None, text_limit=settings.result_text_chars) for row in done],

@@ -41,7 +41,7 @@ async def _ps(settings: Settings, args: argparse.Namespace) -> int:
         async with open_state(settings) as state:
             rows, hidden = await _select(state, args)
             lives = read_live([row for row in rows if row.status in LIVE])
-            positions = answers.queue_positions(rows, await state.store.list(statuses=("queued",)))
+            positions = answers.queue_positions(rows, await state.store.missions(statuses=("queued",)))
             answer, rows = answers.ps_result(rows, lives, positions, limit=args.limit, tree=args.tree)
             if args.json:
                 out.json(answers.dump(answer))
@@ -71,10 +71,12 @@ async def _select(state: State, args: argparse.Namespace) -> tuple[list[MissionR
     if args.parent is not None:
         root = await state.resolve(args.parent)
         rows = (
-            [root, *await state.store.descendants(root.id)] if args.tree else await state.store.list(parent_id=root.id)
+            [root, *await state.store.descendants(root.id)]
+            if args.tree
+            else await state.store.missions(parent_id=root.id)
         )
     else:
-        rows = await state.store.list()
+        rows = await state.store.missions()
     hidden = 0
     if not args.all:
         since = time.time() - RECENT_S
@@ -173,7 +175,7 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
     try:
         async with open_state(settings) as state:
             counts = await state.store.counts_by_status()
-            live = await state.store.list(statuses=tuple(LIVE))
+            live = await state.store.missions(statuses=tuple(LIVE))
             lives = read_live(live)
             # Running missions' costs are in their output until they end.
             spent = await state.store.total_cost() + sum(answers.cost_of(row, lives.get(row.id)) or 0.0 for row in live)

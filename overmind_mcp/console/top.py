@@ -147,7 +147,7 @@ class Top:
     sampled_at: float = 0.0
 
     async def sample(self) -> list[TopEntry]:
-        rows = await self.state.store.list(statuses=tuple(LIVE))
+        rows = await self.state.store.missions(statuses=tuple(LIVE))
         owners = await live_owners(self.state.store, rows)
         now = time.monotonic()
         elapsed = now - self.sampled_at if self.sampled_at else 0.0

@@ -185,7 +185,7 @@ def _result(data: dict[str, Any]) -> Result:
         cost_usd=float(cost) if isinstance(cost, int | float) else None,
         duration_ms=data.get("duration_ms") if isinstance(data.get("duration_ms"), int) else None,
         num_turns=data.get("num_turns") if isinstance(data.get("num_turns"), int) else None,
-        usage=data.get("usage") if isinstance(data.get("usage"), dict) else {},
+        usage=usage if isinstance(usage := data.get("usage"), dict) else {},
         permission_denials=[d for d in data.get("permission_denials") or [] if isinstance(d, dict)],
         terminal_reason=_str_or_none(data.get("terminal_reason")),
         result_index=data.get("result_index") if isinstance(data.get("result_index"), int) else None,

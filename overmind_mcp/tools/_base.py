@@ -6,7 +6,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -29,7 +29,8 @@ class Tool:
 
 
 def supervisor(ctx: Context) -> Supervisor:
-    return ctx.request_context.lifespan_context
+    # The lifespan yields the supervisor (server.py); the SDK types the context as a dict.
+    return cast(Supervisor, ctx.request_context.lifespan_context)
 
 
 def caller(ctx: Context) -> Caller:

@@ -32,4 +32,4 @@ async def forget(
     return ForgetResult(forgotten=await akasha(ctx).forget(memory_id=id, key=key, namespace=where))
 
 
-TOOL = Tool(forget, ToolAnnotations(title="Forget a memory", destructiveHint=True, openWorldHint=False))
+TOOL = Tool(forget, ToolAnnotations(title="Forget a memory", destructive_hint=True, open_world_hint=False))

@@ -16,4 +16,4 @@ async def interrupt(ctx: Context, id: Annotated[str, Field(description="Id or na
     return await supervisor(ctx).interrupt(id, caller=caller(ctx))
 
 
-TOOL = Tool(interrupt, ToolAnnotations(title="Interrupt a session's turn", destructiveHint=True))
+TOOL = Tool(interrupt, ToolAnnotations(title="Interrupt a session's turn", destructive_hint=True))

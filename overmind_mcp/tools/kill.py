@@ -21,4 +21,4 @@ async def kill(
     return await supervisor(ctx).kill(ids, cascade=cascade, force=force, caller=caller(ctx))
 
 
-TOOL = Tool(kill, ToolAnnotations(title="End missions", destructiveHint=True, idempotentHint=True))
+TOOL = Tool(kill, ToolAnnotations(title="End missions", destructive_hint=True, idempotent_hint=True))

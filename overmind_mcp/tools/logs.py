@@ -24,4 +24,4 @@ async def logs(
     return await supervisor(ctx).logs(id, cursor=cursor, limit=limit, format=format, caller=caller(ctx))
 
 
-TOOL = Tool(logs, ToolAnnotations(title="Read a mission's output", readOnlyHint=True))
+TOOL = Tool(logs, ToolAnnotations(title="Read a mission's output", read_only_hint=True))

@@ -24,4 +24,4 @@ async def ps(
     return await supervisor(ctx).ps(parent=parent, status=status, tree=tree, limit=limit, caller=caller(ctx))
 
 
-TOOL = Tool(ps, ToolAnnotations(title="List missions", readOnlyHint=True))
+TOOL = Tool(ps, ToolAnnotations(title="List missions", read_only_hint=True))

@@ -36,4 +36,4 @@ async def recall(
     return await akasha(ctx).recall(query, namespaces=spaces, key=key, tags=tags or [], limit=limit)
 
 
-TOOL = Tool(recall, ToolAnnotations(title="Recall memories", readOnlyHint=True, openWorldHint=False))
+TOOL = Tool(recall, ToolAnnotations(title="Recall memories", read_only_hint=True, open_world_hint=False))

@@ -36,4 +36,4 @@ async def remember(
     )
 
 
-TOOL = Tool(remember, ToolAnnotations(title="Remember", destructiveHint=False, openWorldHint=False))
+TOOL = Tool(remember, ToolAnnotations(title="Remember", destructive_hint=False, open_world_hint=False))

@@ -16,4 +16,4 @@ async def result(ctx: Context, id: Annotated[str, Field(description="Id or name 
     return await supervisor(ctx).result(id, caller=caller(ctx))
 
 
-TOOL = Tool(result, ToolAnnotations(title="Read a mission's result", readOnlyHint=True))
+TOOL = Tool(result, ToolAnnotations(title="Read a mission's result", read_only_hint=True))

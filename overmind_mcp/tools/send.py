@@ -22,4 +22,4 @@ async def send(
     return await supervisor(ctx).send(id, message, wait=wait, timeout_s=timeout_s, caller=caller(ctx))
 
 
-TOOL = Tool(send, ToolAnnotations(title="Send a session its next turn", destructiveHint=False))
+TOOL = Tool(send, ToolAnnotations(title="Send a session its next turn", destructive_hint=False))

@@ -98,4 +98,4 @@ async def spawn(
     return await supervisor(ctx).spawn(request, caller=caller(ctx))
 
 
-TOOL = Tool(spawn, ToolAnnotations(title="Spawn a child agent", destructiveHint=False, openWorldHint=True))
+TOOL = Tool(spawn, ToolAnnotations(title="Spawn a child agent", destructive_hint=False, open_world_hint=True))

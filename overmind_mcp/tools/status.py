@@ -13,4 +13,4 @@ async def status(ctx: Context) -> ServerStatus:
     return await supervisor(ctx).status()
 
 
-TOOL = Tool(status, ToolAnnotations(title="Server status", readOnlyHint=True))
+TOOL = Tool(status, ToolAnnotations(title="Server status", read_only_hint=True))

@@ -28,4 +28,4 @@ async def wait(
     )
 
 
-TOOL = Tool(wait, ToolAnnotations(title="Wait for missions", readOnlyHint=True))
+TOOL = Tool(wait, ToolAnnotations(title="Wait for missions", read_only_hint=True))

@@ -492,7 +492,7 @@ async def _read_missions(path: Path) -> list[MissionRow]:
         return []
     store = await Store.open(path)
     try:
-        return sorted(await store.list(), key=lambda row: row.created_at)
+        return sorted(await store.missions(), key=lambda row: row.created_at)
     finally:
         await store.close()
 

@@ -35,7 +35,7 @@ from tools.bench.common import FAKE_CLAUDE, Config, alternate, median, row
 
 RAW_ARGV = ["/bin/echo", "mission accomplished"]
 WRITES = ("insert", "update", "add_event", "register_server", "server_stopped", "claim", "prune")
-READS = ("get", "find_by_name", "list", "descendants", "counts_by_status", "total_cost", "servers", "events")
+READS = ("get", "find_by_name", "missions", "descendants", "counts_by_status", "total_cost", "servers", "events")
 
 
 class NullStore(store_module.Store):
