@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.npm import CACHE, InstallError, npm_install
+from tools.npm import CACHE, InstallError, npm_install, run_installer
 
 __all__ = ["CLAUDE_CODE_VERSION", "InstallError", "claude_bin_path", "ensure_claude_cli"]
 
@@ -75,15 +75,5 @@ def ensure_claude_cli(install_dir: Path = INSTALL_DIR) -> Path:
     return binary
 
 
-def main() -> int:
-    try:
-        binary = ensure_claude_cli()
-    except InstallError as exc:
-        print(f"install_claude_cli: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(binary)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_installer("install_claude_cli", ensure_claude_cli))

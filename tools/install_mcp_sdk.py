@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tools.npm import CACHE, InstallError, npm_install
+from tools.npm import CACHE, InstallError, npm_install, run_installer
 
 MCP_SDK_VERSION = "1.32.2"
 PACKAGE_NAME = "@modelcontextprotocol/sdk"
@@ -64,15 +64,5 @@ def ensure_mcp_sdk(install_dir: Path = INSTALL_DIR) -> Path:
     return package_dir
 
 
-def main() -> int:
-    try:
-        package_dir = ensure_mcp_sdk()
-    except InstallError as exc:
-        print(f"install_mcp_sdk: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(package_dir)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_installer("install_mcp_sdk", ensure_mcp_sdk))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,3 +46,14 @@ def npm_install(install_dir: Path, package: str, *, hint: str = "") -> None:
         raise InstallError(
             f"`{' '.join(argv)}` failed with exit code {proc.returncode}:\n{proc.stdout}{proc.stderr}".rstrip()
         )
+
+
+def run_installer(name: str, install: Callable[[], Path]) -> int:
+    """An installer's command line: print what it installed, or why not (exit 2 without npm)."""
+    try:
+        path = install()
+    except InstallError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(path)
+    return 0
