@@ -148,6 +148,8 @@ class Mission:
     stopping: anyio.Event = field(default_factory=anyio.Event)
     ended_by: str | None = None
     launch_error: str | None = None
+    # Result lines already acted on (a session's turn completed, budgets checked).
+    results_seen: int = 0
     # Fired on every chunk of output: the stall watchdog sleeps on it.
     output: Broadcast = field(default_factory=lambda: Broadcast())
     # The scope its supervising task runs in, made with the mission so that it can be cancelled

@@ -31,7 +31,6 @@ class SessionChannel:
     queue: deque[Turn] = field(default_factory=deque)
     current: Turn | None = None
     submitted: int = 0
-    completed: int = 0
     last: Turn | None = None
 
     @property
@@ -60,7 +59,6 @@ class SessionChannel:
 
     def complete(self, result: Result) -> Turn | None:
         turn, self.current = self.current, None
-        self.completed += 1
         if turn is not None:
             turn.result = result
             turn.done.set()

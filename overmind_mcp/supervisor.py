@@ -468,11 +468,12 @@ class Supervisor:
             # Stored at once: it is what a restart resumes and what a person takes over.
             mission.row.session_id = activity.session_id
             await self._store.update(mission.id, session_id=activity.session_id)
-        if mission.session is not None and activity.results > mission.session.completed:
-            while activity.results > mission.session.completed and activity.result is not None:
+        if activity.result is not None and activity.results > mission.results_seen:
+            # A new result line: a session's turn is done, and the cost has moved.
+            mission.results_seen = activity.results
+            if mission.session is not None:
                 mission.session.complete(activity.result)
-            await self._pump(mission)
-        if activity.result is not None and activity.results:
+                await self._pump(mission)
             await self._enforce_budgets(mission)
         max_turns = mission.row.options.get("max_turns")
         if max_turns and mission.session is None and activity.turns > max_turns + 1:
@@ -669,24 +670,13 @@ class Supervisor:
     def _result_record(self, mission: Mission) -> dict[str, Any]:
         """What `result` shows once the mission has ended, kept with the mission in the store."""
         result = mission.activity.result
-        errors = views.errors_of(result) if result else []
-        if mission.row.status == "failed" and not errors:
+        # A command's result is the end of its output.
+        record = views.record_of(result) if result else {"text": "\n".join(mission.tail) or None, "errors": []}
+        if mission.row.status == "failed" and not record["errors"]:
             stderr = tail_bytes(Path(mission.row.stderr_path), _STDERR_EXCERPT_BYTES).strip()
             if stderr:
-                errors.append(stderr)
-        if result is None:
-            return {"text": "\n".join(mission.tail) or None, "errors": errors}
-        return {
-            "is_error": result.is_error,
-            "text": result.text,
-            "subtype": result.subtype,
-            "errors": errors,
-            "duration_ms": result.duration_ms,
-            "num_turns": result.num_turns,
-            "usage": result.usage,
-            "permission_denials": result.permission_denials,
-            "terminal_reason": result.terminal_reason,
-        }
+                record["errors"] = [stderr]
+        return record
 
     # -- ending missions ---------------------------------------------------------------------
 

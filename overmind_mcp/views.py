@@ -26,37 +26,53 @@ PAGE_BYTES = 64 * 1024
 
 def result_of(row: MissionRow, mission: Mission | None, *, text_limit: int) -> MissionResult:
     """A mission's outcome; while it runs, its latest result (a session's last turn) and progress."""
-    record = row.result or {}
     latest = mission.activity.result if mission is not None else None
-    text = latest.text if latest is not None else record.get("text")
+    # A live mission's latest result line says as much as a finished one's stored record.
+    record = record_of(latest) if latest is not None else row.result or {}
+    text = record.get("text")
     truncated = text is not None and len(text) > text_limit
     if text is not None and truncated:
         # A command's output ends with what matters; an answer starts with it.
         text = text[-text_limit:] if row.provider == "raw" else text[:text_limit]
-    usage = latest.usage if latest is not None else record.get("usage")
+    usage = record.get("usage")
     return MissionResult(
         id=row.id,
         name=row.name,
         status=row.status,  # type: ignore[arg-type]
         exit_code=row.exit_code,
         end_reason=row.end_reason,
-        is_error=latest.is_error if latest is not None else record.get("is_error"),
+        is_error=record.get("is_error"),
         text=text,
         text_truncated=truncated,
-        errors=errors_of(latest) if latest is not None else record.get("errors", []),
+        errors=record.get("errors", []),
         session_id=row.session_id or (mission.activity.session_id if mission else None),
         cwd=row.cwd,
         cost_usd=mission.activity.cost_usd if mission is not None else row.cost_usd,
-        duration_ms=latest.duration_ms if latest is not None else record.get("duration_ms"),
-        num_turns=latest.num_turns if latest is not None else record.get("num_turns"),
+        duration_ms=record.get("duration_ms"),
+        num_turns=record.get("num_turns"),
         usage=Usage.model_validate(usage) if isinstance(usage, dict) else None,
-        permission_denials=latest.permission_denials if latest is not None else record.get("permission_denials", []),
+        permission_denials=record.get("permission_denials", []),
         started_at=iso(row.started_at),
         ended_at=iso(row.ended_at),
         restarts=row.restarts,
         session_state=mission.session_state() if mission is not None else None,
         progress=mission.activity.progress() if mission is not None else None,
     )
+
+
+def record_of(result: Result) -> dict[str, Any]:
+    """What a result line says, as `result` shows it and the store keeps it."""
+    return {
+        "is_error": result.is_error,
+        "text": result.text,
+        "subtype": result.subtype,
+        "errors": errors_of(result),
+        "duration_ms": result.duration_ms,
+        "num_turns": result.num_turns,
+        "usage": result.usage,
+        "permission_denials": result.permission_denials,
+        "terminal_reason": result.terminal_reason,
+    }
 
 
 def errors_of(result: Result) -> list[str]:
