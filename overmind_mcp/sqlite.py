@@ -8,11 +8,16 @@ processes opening a new file at once cannot both run the same migration.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
+import anyio
+import anyio.to_thread
 
 Migration = Sequence[str]
 """The statements that take a schema from one version to the next."""
@@ -23,13 +28,29 @@ async def connect(path: Path, migrations: Sequence[Migration], *, pragmas: Seque
     db = await aiosqlite.connect(path, isolation_level=None)
     try:
         db.row_factory = sqlite3.Row
-        for pragma in ("busy_timeout = 10000", "journal_mode = WAL", "synchronous = NORMAL", *pragmas):
-            await db.execute(f"PRAGMA {pragma}")
-        await _migrate(db, migrations)
+        await db.execute("PRAGMA busy_timeout = 10000")
+        # Switching a new file to WAL can fail at once with "database is locked", busy
+        # timeout or not, when another process is doing the same: the opening is serialized.
+        async with _opening(path):
+            for pragma in ("journal_mode = WAL", "synchronous = NORMAL", *pragmas):
+                await db.execute(f"PRAGMA {pragma}")
+            await _migrate(db, migrations)
     except BaseException:
         await db.close()
         raise
     return db
+
+
+@asynccontextmanager
+async def _opening(path: Path) -> AsyncIterator[None]:
+    """An exclusive lock, across processes, on opening the database at `path`."""
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        # flock blocks; it waits in a worker thread (only while another process opens the file).
+        await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 async def _migrate(db: aiosqlite.Connection, migrations: Sequence[Migration]) -> None:
