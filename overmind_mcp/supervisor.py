@@ -407,7 +407,38 @@ class Supervisor:
     # -- following a mission -------------------------------------------------------------------
 
     async def _supervise(self, mission: Mission) -> None:
-        """Follow the mission through every run of its process, restarting it as its policy says."""
+        """Follow the mission through every run of its process, restarting it as its policy says.
+
+        Each mission is a fault domain: whatever raises while it is followed ends that mission
+        as failed, with the reason, and never reaches the task group that holds every other
+        mission (which would stop them all and leave the server deaf).
+        """
+        try:
+            await self._follow_through(mission)
+        except Exception as exc:
+            logger.exception("supervising %s failed", mission.id)
+            await self._fail(mission, exc)
+
+    async def _fail(self, mission: Mission, exc: Exception) -> None:
+        """End a mission whose supervision raised: its processes go, its end is recorded as a failure."""
+        mission.launch_error = f"the server failed while supervising it ({type(exc).__name__}: {exc})"
+        process = mission.process
+        if process is not None and process.running:
+            process.signal_group(signal.SIGKILL)
+            with anyio.move_on_after(self.settings.kill_grace_s), contextlib.suppress(Exception):
+                await process.wait()
+        exit_status = (process.exit_status if process else None) or ExitStatus(code=None, signal=None)
+        try:
+            await self._finish(mission, exit_status)
+        except Exception:
+            logger.exception("recording the failure of %s failed", mission.id)
+            self._forget_live(mission)
+            with contextlib.suppress(Exception):
+                await self._store.update(mission.id, status="failed", end_reason=mission.launch_error)
+            with contextlib.suppress(Exception):
+                await self._admit()
+
+    async def _follow_through(self, mission: Mission) -> None:
         timeout_s = mission.row.options.get("timeout_s")
         # Shielded: a cancellation from outside (the server being stopped) must not stop us
         # from reaping the child and recording how it ended; `shutdown` ends the child
@@ -617,12 +648,7 @@ class Supervisor:
                 # A memory that failed to save must not keep the mission from ending.
                 logger.exception("could not remember the result of %s", row.id)
         # Waiters next: the output file already holds everything the store would say.
-        self._live.pop(row.id, None)
-        self._finished[row.id] = mission
-        if len(self._finished) > _RECENT_FINISHED:
-            del self._finished[next(iter(self._finished))]
-        mission.ended.set()
-        self._changed.fire()
+        self._forget_live(mission)
         await self._store.update(
             row.id,
             status=row.status,
@@ -635,6 +661,19 @@ class Supervisor:
             session_id=row.session_id,
         )
         await self._admit()
+
+    def _forget_live(self, mission: Mission) -> None:
+        """Move an ended mission out of the live set and wake whoever waits for it."""
+        if mission.row.status in LIVE:
+            mission.row.status = "failed"
+        self._live.pop(mission.id, None)
+        with contextlib.suppress(ValueError):
+            self._queue.remove(mission)
+        self._finished[mission.id] = mission
+        if len(self._finished) > _RECENT_FINISHED:
+            del self._finished[next(iter(self._finished))]
+        mission.ended.set()
+        self._changed.fire()
 
     def _outcome(self, mission: Mission, exit_status: ExitStatus) -> tuple[str, str | None]:
         if mission.launch_error is not None:
@@ -782,7 +821,11 @@ class Supervisor:
         await self._store.server_stopped(self.server_id, time.time())
 
     async def _terminate_quietly(self, mission: Mission) -> None:
-        await self._terminate(mission, force=False)
+        # Runs in the server's task group: a failure here must stay with this mission.
+        try:
+            await self._terminate(mission, force=False)
+        except Exception:
+            logger.exception("ending %s failed", mission.id)
 
     # -- live sessions -------------------------------------------------------------------------
 

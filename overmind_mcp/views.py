@@ -193,8 +193,18 @@ def depth_first(rows: list[MissionRow]) -> list[MissionRow]:
 
 def describe_exit(exit_status: ExitStatus) -> str:
     if exit_status.signal is not None:
-        return f"killed by {signal.Signals(exit_status.signal).name}"
+        return f"killed by {signal_name(exit_status.signal)}"
     return f"exited with code {exit_status.code}"
+
+
+def signal_name(number: int) -> str:
+    """SIGTERM for 15; real-time signals (SIGRTMIN+n) and unnamed ones have no `Signals` member."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+            return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+        return f"signal {number}"
 
 
 def iso(timestamp: float | None) -> str | None:
