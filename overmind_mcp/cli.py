@@ -15,7 +15,7 @@ from overmind_mcp import __version__
 from overmind_mcp.settings import Settings
 
 if TYPE_CHECKING:
-    from overmind_mcp.supervisor import Supervisor
+    from overmind_mcp.supervision.supervisor import Supervisor
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.exit(anyio.run(run_demo, args.claude_bin))
     if args.command == "serve" and args.http:
-        from overmind_mcp.http import is_loopback
+        from overmind_mcp.server.http import is_loopback
 
         if not is_loopback(args.host) and not args.allow_remote:
             parser.exit(2, f"overmind-mcp: --host {args.host} is not a loopback address; add --allow-remote\n")
@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> None:
 
 async def serve_stdio(settings: Settings) -> None:
     """Serve the session on stdin/stdout, and the children that call back in on a loopback port."""
-    from overmind_mcp import http
-    from overmind_mcp.server import create_server
-    from overmind_mcp.supervisor import Supervisor
+    from overmind_mcp.server import http
+    from overmind_mcp.server.app import create_server
+    from overmind_mcp.supervision.supervisor import Supervisor
 
     async with Supervisor.running(settings) as supervisor, anyio.create_task_group() as task_group:
         task_group.start_soon(_stop_on_signals, task_group.cancel_scope, supervisor)
@@ -86,9 +86,9 @@ async def serve_stdio(settings: Settings) -> None:
 
 async def serve_http(settings: Settings, host: str, port: int) -> None:
     """Serve streamable HTTP to any number of clients sharing one supervisor, with a bearer token."""
-    from overmind_mcp import http
-    from overmind_mcp.server import create_server
-    from overmind_mcp.supervisor import Supervisor
+    from overmind_mcp.server import http
+    from overmind_mcp.server.app import create_server
+    from overmind_mcp.supervision.supervisor import Supervisor
 
     settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
     token_path = settings.home / "http-token"

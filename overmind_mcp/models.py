@@ -11,8 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from overmind_mcp.providers.claude import PermissionMode
-from overmind_mcp.restarts import RestartMode
-from overmind_mcp.store import LIVE_STATUSES
+from overmind_mcp.storage.missions import LIVE_STATUSES
+from overmind_mcp.supervision.restarts import RestartMode
 
 Status = Literal["queued", "running", "restarting", "succeeded", "failed", "stopped", "killed", "timed_out", "lost"]
 LIVE: frozenset[str] = frozenset(LIVE_STATUSES)

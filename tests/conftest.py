@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from overmind_mcp.settings import Settings
-from overmind_mcp.store import Store
-from overmind_mcp.supervisor import Supervisor
+from overmind_mcp.storage.missions import Store
+from overmind_mcp.supervision.supervisor import Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_CLAUDE = ROOT / "tools" / "fake_claude.py"

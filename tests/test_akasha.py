@@ -18,7 +18,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from overmind_mcp.akasha import Akasha, NewMemory, Provenance, Scope, compile_query
 from overmind_mcp.akasha import store as akasha_store
 from overmind_mcp.errors import InvalidRequest, NotFound
-from overmind_mcp.store import MissionRow
+from overmind_mcp.storage.missions import MissionRow
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.anyio

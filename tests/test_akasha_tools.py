@@ -13,9 +13,9 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from overmind_mcp.identity import ROOT, Caller
-from overmind_mcp.server import create_server
+from overmind_mcp.server.app import create_server
+from overmind_mcp.server.toolset import _memory
 from overmind_mcp.settings import Settings
-from overmind_mcp.tools import _memory
 from tests.conftest import assert_no_leftovers
 from tests.test_akasha import HOSTILE
 

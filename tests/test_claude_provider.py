@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from overmind_mcp.events import (
+from overmind_mcp.core.events import (
     ApiError,
     ApiRetry,
     AssistantText,

@@ -13,7 +13,7 @@ import pytest
 from overmind_mcp.console.install import server_command
 from overmind_mcp.console.live import LiveOutput
 from overmind_mcp.settings import Settings
-from overmind_mcp.store import MissionRow
+from overmind_mcp.storage.missions import MissionRow
 
 FAKE_CLI = """#!/bin/sh
 # A stand-in `claude` for install: records its argv, and remembers what `mcp add` registered.

@@ -24,12 +24,12 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from overmind_mcp import http
 from overmind_mcp.errors import AccessDenied, InvalidRequest, Refused
 from overmind_mcp.models import SpawnRequest
-from overmind_mcp.server import create_server
+from overmind_mcp.server import http
+from overmind_mcp.server.app import create_server
 from overmind_mcp.settings import Settings
-from overmind_mcp.supervisor import Supervisor
+from overmind_mcp.supervision.supervisor import Supervisor
 from tests.conftest import assert_no_leftovers
 from tests.test_supervisor_raw import until_output
 

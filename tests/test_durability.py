@@ -16,8 +16,8 @@ from mcp import Client
 
 from overmind_mcp.models import SpawnRequest
 from overmind_mcp.settings import Settings
-from overmind_mcp.store import Store
-from overmind_mcp.supervisor import Supervisor
+from overmind_mcp.storage.missions import Store
+from overmind_mcp.supervision.supervisor import Supervisor
 from tests.conftest import assert_no_leftovers, processes_of
 from tests.helpers import call, script, stdio_server, until_printed
 from tests.test_supervisor_raw import until_gone

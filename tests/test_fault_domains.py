@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from overmind_mcp import supervisor as supervisor_module
 from overmind_mcp.models import SpawnRequest
 from overmind_mcp.settings import Settings
-from overmind_mcp.supervisor import Supervisor
+from overmind_mcp.supervision import supervisor as supervisor_module
+from overmind_mcp.supervision.supervisor import Supervisor
 from tests.conftest import assert_no_leftovers
 
 pytestmark = pytest.mark.anyio
@@ -39,14 +39,14 @@ def failing_for_victim(original: Callable[..., Awaitable[Any]]) -> Callable[...,
 
 def inject(step: str, supervisor: Supervisor, monkeypatch: pytest.MonkeyPatch) -> None:
     if step == "parse":
-        parse = supervisor_module.raw.parse_line
+        parse = supervisor_module.command.parse_line
 
         def parse_line(line: bytes) -> Any:
             if b"victim speaks" in line:
                 raise Injected("injected into parse_line")
             return parse(line)
 
-        monkeypatch.setattr(supervisor_module.raw, "parse_line", parse_line)
+        monkeypatch.setattr(supervisor_module.command, "parse_line", parse_line)
     elif step == "store write":
         update = supervisor._store.update
         victims: set[str] = set()

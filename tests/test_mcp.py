@@ -11,7 +11,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from overmind_mcp.server import create_server
+from overmind_mcp.server.app import create_server
 from overmind_mcp.settings import Settings
 from tests.conftest import assert_no_leftovers, new_child_running
 from tests.helpers import call, server_params

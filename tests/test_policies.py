@@ -12,10 +12,10 @@ import pytest
 
 from overmind_mcp.errors import Conflict, InvalidRequest, Refused
 from overmind_mcp.models import SpawnRequest
-from overmind_mcp.restarts import RestartHistory, RestartPolicy
 from overmind_mcp.settings import Settings
-from overmind_mcp.store import Store
-from overmind_mcp.supervisor import Supervisor
+from overmind_mcp.storage.missions import Store
+from overmind_mcp.supervision.restarts import RestartHistory, RestartPolicy
+from overmind_mcp.supervision.supervisor import Supervisor
 from tests.conftest import assert_no_leftovers
 from tests.test_supervisor_raw import until_output
 

@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from overmind_mcp.models import SpawnRequest
-from overmind_mcp.supervisor import Supervisor
+from overmind_mcp.supervision.supervisor import Supervisor
 from tests.test_supervisor_raw import until_gone, until_output
 
 pytestmark = pytest.mark.anyio

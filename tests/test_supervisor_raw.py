@@ -15,7 +15,7 @@ import pytest
 from overmind_mcp.errors import Conflict, InvalidRequest, NotFound, SpawnError
 from overmind_mcp.models import SpawnRequest
 from overmind_mcp.settings import Settings
-from overmind_mcp.supervisor import Supervisor
+from overmind_mcp.supervision.supervisor import Supervisor
 from tests.conftest import assert_no_leftovers
 
 pytestmark = pytest.mark.anyio

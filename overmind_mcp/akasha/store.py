@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
-from overmind_mcp import sqlite
 from overmind_mcp.akasha import namespaces
 from overmind_mcp.akasha.models import Memory, RecallHit, RecallResult, Remembered
 from overmind_mcp.akasha.namespaces import Provenance, Scope
 from overmind_mcp.akasha.query import compile_query, keywords_query
 from overmind_mcp.errors import InvalidRequest, NotFound
+from overmind_mcp.storage import sqlite
 
 if TYPE_CHECKING:
-    from overmind_mcp.store import MissionRow
+    from overmind_mcp.storage.missions import MissionRow
 
 FILENAME = "akasha.db"
 MAX_CONTENT_CHARS = 100_000

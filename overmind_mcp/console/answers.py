@@ -1,7 +1,7 @@
 """The MCP tools' answers, built by the console: the core views over stored rows and the output files.
 
 `--json` prints exactly what the tools' `structuredContent` holds, because it is made by the
-same functions (`overmind_mcp.views`). Those read a running mission's progress from a
+same functions (`overmind_mcp.readside.views`). Those read a running mission's progress from a
 `Mission`, which only its server has; here a stand-in is folded from its output file
 (`LiveOutput.as_mission`). What the owner alone knows, its admission queue, is read from the
 store: queued missions start in the order they were created.
@@ -14,10 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from overmind_mcp import views
 from overmind_mcp.console.live import LiveOutput
 from overmind_mcp.models import MissionResult, MissionSummary, PsResult
-from overmind_mcp.store import MissionRow
+from overmind_mcp.readside import views
+from overmind_mcp.storage.missions import MissionRow
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

@@ -27,9 +27,9 @@ import anyio
 from overmind_mcp.console.common import Exit
 from overmind_mcp.console.render import Out
 from overmind_mcp.console.state import SCHEMA_VERSION, open_state
-from overmind_mcp.foreign import live_owners, orphan_state
 from overmind_mcp.models import LIVE
 from overmind_mcp.settings import Settings
+from overmind_mcp.supervision.foreign import live_owners, orphan_state
 
 TESTED_CLAUDE = "2.1"
 _VERSION_TIMEOUT_S = 20

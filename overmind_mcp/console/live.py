@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from overmind_mcp import views
-from overmind_mcp.events import Init, Result, ToolResult
-from overmind_mcp.mission import Activity, Mission
+from overmind_mcp.core.events import Init, Result, ToolResult
 from overmind_mcp.models import LIVE
-from overmind_mcp.output import LineReader
-from overmind_mcp.providers import claude, raw
-from overmind_mcp.session import SessionChannel, Turn
-from overmind_mcp.store import MissionRow
+from overmind_mcp.providers import claude, command
+from overmind_mcp.readside import views
+from overmind_mcp.runners.local.output import LineReader
+from overmind_mcp.storage.missions import MissionRow
+from overmind_mcp.supervision.mission import Activity, Mission
+from overmind_mcp.supervision.session import SessionChannel, Turn
 
 FULL_SCAN_BYTES = 8 * 1024 * 1024
 TAIL_BYTES = 1024 * 1024
@@ -79,7 +79,7 @@ class LiveOutput:
         self._full_scan_bytes = full_scan_bytes
         self._tail_bytes = min(tail_bytes, full_scan_bytes)
         self._reader: LineReader | None = None
-        self._parse = claude.parse_line if row.provider == "claude" else raw.parse_line
+        self._parse = claude.parse_line if row.provider == "claude" else command.parse_line
         # A result line's usage is the run's total. Until one comes, the assistant messages are
         # summed: each is printed as several lines repeating its usage (count it once), and
         # their output count is from the message's start, so it is low until the result.

@@ -16,18 +16,18 @@ from pathlib import Path
 
 import anyio
 
-from overmind_mcp import views
 from overmind_mcp.console import answers, render
 from overmind_mcp.console.common import Exit
 from overmind_mcp.console.render import Out
 from overmind_mcp.console.state import open_state, watching
-from overmind_mcp.foreign import change_signal, live_owners, orphan_state, relay, until_ended, watch_process
 from overmind_mcp.models import LIVE, LogPage
-from overmind_mcp.output import LineReader
-from overmind_mcp.providers import claude, raw
+from overmind_mcp.providers import claude, command
+from overmind_mcp.readside import views
+from overmind_mcp.runners.local.output import LineReader
+from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
 from overmind_mcp.settings import Settings
-from overmind_mcp.store import MissionRow, Store
-from overmind_mcp.watch import FileWatcher, Wakeup
+from overmind_mcp.storage.missions import MissionRow, Store
+from overmind_mcp.supervision.foreign import change_signal, live_owners, orphan_state, relay, until_ended, watch_process
 
 UNRECORDED = "its process has ended while its server was gone; the next server to start records how it ended"
 _NAME_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta", "bright_green")
@@ -42,7 +42,7 @@ class LogPrinter:
         self.events = events
         self.prefix = prefix  # monitor: the mission's name, so interleaved lines say whose they are
         self._prefix_style = _NAME_STYLES[zlib.crc32(row.name.encode()) % len(_NAME_STYLES)]
-        self._parse = claude.parse_line if row.provider == "claude" else raw.parse_line
+        self._parse = claude.parse_line if row.provider == "claude" else command.parse_line
 
     def texts(self, line: bytes) -> list[str]:
         if self.events:

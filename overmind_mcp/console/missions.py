@@ -13,16 +13,16 @@ from typing import Any
 
 import anyio
 
-from overmind_mcp import views
 from overmind_mcp.console import answers, render
 from overmind_mcp.console.common import Exit
 from overmind_mcp.console.live import read_live
 from overmind_mcp.console.render import Column, Out
 from overmind_mcp.console.state import open_state, watching
-from overmind_mcp.foreign import is_running, kill_missions, live_owners, orphan_state, until_ended
 from overmind_mcp.models import LIVE, KillResult, MissionResult, WaitResult
+from overmind_mcp.readside import views
 from overmind_mcp.settings import Settings
-from overmind_mcp.store import MissionRow
+from overmind_mcp.storage.missions import MissionRow
+from overmind_mcp.supervision.foreign import is_running, kill_missions, live_owners, orphan_state, until_ended
 
 _UNRECORDED = "its process ended while its server was gone; the next server to start records how it ended"
 

@@ -8,16 +8,16 @@ from typing import Any, get_args
 
 import anyio
 
-from overmind_mcp import views
 from overmind_mcp.console import answers, render
 from overmind_mcp.console.common import CliError, Exit, NoDatabase
 from overmind_mcp.console.live import read_live
 from overmind_mcp.console.render import Column, Out
 from overmind_mcp.console.state import State, open_state
-from overmind_mcp.foreign import live_owners, orphan_state
 from overmind_mcp.models import LIVE, MissionSummary, PsResult, Status, Totals
+from overmind_mcp.readside import views
 from overmind_mcp.settings import Settings
-from overmind_mcp.store import MissionRow
+from overmind_mcp.storage.missions import MissionRow
+from overmind_mcp.supervision.foreign import live_owners, orphan_state
 
 # Without --all, ps lists live missions and those that ended this recently.
 RECENT_S = 3600.0

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from overmind_mcp.store import MissionRow
+from overmind_mcp.storage.missions import MissionRow
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -20,10 +20,10 @@ import aiosqlite
 import anyio
 
 from overmind_mcp.console.common import CliError, Exit, NoDatabase
-from overmind_mcp.process import same_process
+from overmind_mcp.runners.local.process import same_process
+from overmind_mcp.runners.local.watch import FileWatcher
 from overmind_mcp.settings import Settings
-from overmind_mcp.store import SCHEMA_VERSION, MissionRow, Store
-from overmind_mcp.watch import FileWatcher
+from overmind_mcp.storage.missions import SCHEMA_VERSION, MissionRow, Store
 
 # The schema this code reads; the store has no public name for it yet (see the report of issue 9).
 

@@ -25,12 +25,12 @@ from overmind_mcp.console.common import Exit
 from overmind_mcp.console.live import LiveOutput, Tokens
 from overmind_mcp.console.render import Column, Out
 from overmind_mcp.console.state import State, open_state
-from overmind_mcp.foreign import live_owners, orphan_state
 from overmind_mcp.models import LIVE
-from overmind_mcp.process import same_process
+from overmind_mcp.runners.local.process import same_process
+from overmind_mcp.runners.local.watch import Wakeup
 from overmind_mcp.settings import Settings
-from overmind_mcp.store import MissionRow
-from overmind_mcp.watch import Wakeup
+from overmind_mcp.storage.missions import MissionRow
+from overmind_mcp.supervision.foreign import live_owners, orphan_state
 
 # key → (the sort's name, a value to sort on, largest first)
 SORTS: dict[str, Callable[[TopEntry], Any]] = {

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from overmind_mcp.events import (
+from overmind_mcp.core.events import (
     ApiError,
     ApiRetry,
     AssistantText,

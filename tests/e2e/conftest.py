@@ -31,7 +31,7 @@ import psutil
 import pytest
 from mcp import Client, StdioServerParameters
 
-from overmind_mcp.store import MissionRow, Store
+from overmind_mcp.storage.missions import MissionRow, Store
 from tests.conftest import processes_of
 from tests.mockapi import MockAnthropicAPI
 from tools.install_claude_cli import InstallError, ensure_claude_cli

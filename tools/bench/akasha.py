@@ -32,8 +32,8 @@ import anyio
 import anyio.to_thread
 from mcp import Client, StdioServerParameters
 
-from overmind_mcp import tools as mcp_tools
 from overmind_mcp.akasha import FILENAME, Akasha, NewMemory, namespaces
+from overmind_mcp.server import toolset as mcp_tools
 from tools.bench.common import NODE_DIR, Config, row
 from tools.bench.corpus import Corpus, generate
 from tools.npm import npm_install
@@ -267,7 +267,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Python {machine['python']}, SQLite {machine['sqlite']}, {machine['cpus']} CPUs, "
         f"load average {machine.get('load_average_1m', '?')} at the start. "
-        f"Memory tools wired into overmind_mcp.server: {report['wired_into_overmind_server']}.",
+        f"Memory tools wired into overmind_mcp.server.app: {report['wired_into_overmind_server']}.",
         "",
         "| memories | where | recall p50 | recall p95 | recall p99 | queries with hits | remember/s | bulk load/s |",
         "|---:|---|---:|---:|---:|---:|---:|---:|",

@@ -26,11 +26,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from overmind_mcp import store as store_module
-from overmind_mcp import supervisor as supervisor_module
 from overmind_mcp.models import SpawnRequest
 from overmind_mcp.settings import Settings
-from overmind_mcp.supervisor import Supervisor
+from overmind_mcp.storage import missions as store_module
+from overmind_mcp.supervision import supervisor as supervisor_module
+from overmind_mcp.supervision.supervisor import Supervisor
 from tools.bench.common import FAKE_CLAUDE, Config, alternate, median, row
 
 RAW_ARGV = ["/bin/echo", "mission accomplished"]

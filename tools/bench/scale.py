@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 
 from overmind_mcp.providers import claude
-from overmind_mcp.watch import FileWatcher
+from overmind_mcp.runners.local.watch import FileWatcher
 from tools.bench.common import (
     FAKE_CLAUDE,
     BareLoop,

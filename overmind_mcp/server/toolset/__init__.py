@@ -1,0 +1,37 @@
+"""The MCP tools: thin functions that read their arguments, call the supervisor, and return its answer.
+
+Each module holds one tool. `ALL` is the order `tools/list` shows them in.
+"""
+
+from overmind_mcp.server.toolset import (
+    forget,
+    interrupt,
+    kill,
+    logs,
+    ps,
+    recall,
+    remember,
+    result,
+    send,
+    spawn,
+    status,
+    wait,
+)
+from overmind_mcp.server.toolset._base import Tool
+
+ALL: list[Tool] = [
+    spawn.TOOL,
+    wait.TOOL,
+    result.TOOL,
+    kill.TOOL,
+    send.TOOL,
+    interrupt.TOOL,
+    ps.TOOL,
+    logs.TOOL,
+    status.TOOL,
+    remember.TOOL,
+    recall.TOOL,
+    forget.TOOL,
+]
+
+__all__ = ["ALL", "Tool"]

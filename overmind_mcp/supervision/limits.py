@@ -1,0 +1,104 @@
+"""What a spawn request may ask for: its shape, the server's limits, and its parent's privileges.
+
+Privilege never grows down the tree: a child inherits what its parent may do and may ask
+for less, never more; asking for more is refused with the reason, not quietly cut.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from overmind_mcp.errors import InvalidRequest, Refused
+from overmind_mcp.models import SpawnRequest
+from overmind_mcp.settings import Settings
+from overmind_mcp.storage.missions import MissionRow
+
+# How much a permission mode lets a child do unasked.
+MODE_RANK = {"plan": 0, "default": 1, "manual": 1, "dontAsk": 1, "acceptEdits": 2, "auto": 3, "bypassPermissions": 4}
+_CLAUDE_ONLY = ("model", "permission_mode", "max_turns", "max_budget_usd", "append_system_prompt", "resume")
+_CLAUDE_ONLY_FLAGS = ("allowed_tools", "disallowed_tools", "recall_into_prompt", "delegate", "session")
+
+
+def provider_of(request: SpawnRequest) -> str:
+    """Which provider runs the request ("claude" or "raw"); raises if its shape is wrong."""
+    has_prompt, has_command = request.prompt is not None, request.command is not None
+    if (has_prompt and has_command) or not (has_prompt or has_command or request.session):
+        raise InvalidRequest("give exactly one of `prompt` (a Claude task) or `command` (an argv list to run)")
+    for key in request.env:
+        if key.startswith("OVERMIND_") or not key or "=" in key:
+            raise InvalidRequest(f"env: {key!r} cannot be set (names with '=' and OVERMIND_* are reserved)")
+    if request.command is not None:
+        if not request.command or not request.command[0]:
+            raise InvalidRequest('`command` must be a non-empty argv list, e.g. ["pytest", "-q"]')
+        claude_only = [name for name in _CLAUDE_ONLY if getattr(request, name) is not None]
+        claude_only += [name for name in _CLAUDE_ONLY_FLAGS if getattr(request, name)]
+        if claude_only:
+            raise InvalidRequest(f"{', '.join(claude_only)} only apply to Claude tasks (`prompt`), not `command`")
+        return "raw"
+    if request.prompt is not None and not request.prompt.strip():
+        raise InvalidRequest("`prompt` is empty: say what the child should do")
+    return "claude"
+
+
+def within_parent(
+    request: SpawnRequest,
+    parent: MissionRow | None,
+    settings: Settings,
+    *,
+    siblings: int,
+    subtree_cost: float,
+) -> SpawnRequest:
+    """The request checked against the limits, with what it did not ask for inherited from its parent.
+
+    `siblings` is how many children the parent has started so far; `subtree_cost` what its
+    whole subtree has cost, which a parent's budget caps.
+    """
+    if request.permission_mode == "bypassPermissions" and not settings.allow_bypass:
+        raise Refused(
+            "permission_mode bypassPermissions is refused: the server's configuration does not allow it "
+            "(OVERMIND_ALLOW_BYPASS); use acceptEdits with allowed_tools instead"
+        )
+    if parent is None:
+        return request
+    if parent.depth + 1 >= settings.max_depth:
+        raise Refused(
+            f"depth limit: {parent.name!r} is at depth {parent.depth} and max_depth is "
+            f"{settings.max_depth}; do this work yourself instead of delegating it"
+        )
+    if siblings >= settings.max_children:
+        raise Refused(
+            f"fan-out limit: {parent.name!r} already has {siblings} children (max_children {settings.max_children})"
+        )
+    if parent.provider != "claude":
+        return request
+    granted = parent.options
+    inherited: dict[str, Any] = {}
+    if granted.get("allowed_tools"):
+        extra = set(request.allowed_tools) - set(granted["allowed_tools"])
+        if extra:
+            raise Refused(f"allowed_tools {sorted(extra)} go beyond the parent's {granted['allowed_tools']}")
+        inherited["allowed_tools"] = request.allowed_tools or list(granted["allowed_tools"])
+    if granted.get("disallowed_tools"):
+        inherited["disallowed_tools"] = sorted({*granted["disallowed_tools"], *request.disallowed_tools})
+    parent_mode = granted.get("permission_mode")
+    if request.permission_mode is None:
+        inherited["permission_mode"] = parent_mode
+    elif MODE_RANK[request.permission_mode] > MODE_RANK[parent_mode or "default"]:
+        raise Refused(f"permission_mode {request.permission_mode} is more than the parent's {parent_mode or 'default'}")
+    if granted.get("max_turns") is not None:
+        if request.max_turns is not None and request.max_turns > granted["max_turns"]:
+            raise Refused(f"max_turns {request.max_turns} is more than the parent's {granted['max_turns']}")
+        inherited["max_turns"] = request.max_turns or granted["max_turns"]
+    if granted.get("max_budget_usd") is not None:
+        left = round(granted["max_budget_usd"] - subtree_cost, 6)
+        if left <= 0:
+            raise Refused(f"budget exhausted: {parent.name!r}'s subtree has spent ${subtree_cost:.4f} of its budget")
+        if request.max_budget_usd is not None and request.max_budget_usd > left:
+            raise Refused(f"max_budget_usd {request.max_budget_usd} is more than the parent's remaining ${left:.4f}")
+        inherited["max_budget_usd"] = request.max_budget_usd or left
+    if granted.get("timeout_s") and parent.started_at:
+        left = granted["timeout_s"] - (time.time() - parent.started_at)
+        if request.timeout_s is None or request.timeout_s > left:
+            inherited["timeout_s"] = max(left, 0.001)
+    return request.model_copy(update=inherited)
