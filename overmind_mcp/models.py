@@ -10,12 +10,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from overmind_mcp.providers.claude import PermissionMode
-from overmind_mcp.storage.missions import LIVE_STATUSES
-from overmind_mcp.supervision.restarts import RestartMode
+from overmind_mcp.core.spec import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW_S, PermissionMode, RestartMode
+from overmind_mcp.core.status import LIVE, Status
 
-Status = Literal["queued", "running", "restarting", "succeeded", "failed", "stopped", "killed", "timed_out", "lost"]
-LIVE: frozenset[str] = frozenset(LIVE_STATUSES)
+__all__ = ["LIVE", "Status"]
+
 SessionState = Literal["idle", "working"]
 
 
@@ -43,8 +42,8 @@ class SpawnRequest(BaseModel):
     session: bool = False
     resume: str | None = None
     restart: RestartMode = "never"
-    max_restarts: int = Field(default=3, ge=0)
-    restart_window_s: float = Field(default=300.0, gt=0)
+    max_restarts: int = Field(default=DEFAULT_MAX_RESTARTS, ge=0)
+    restart_window_s: float = Field(default=DEFAULT_RESTART_WINDOW_S, gt=0)
     activity_timeout_s: float | None = Field(default=None, gt=0)
     recall_into_prompt: bool = False
     remember_result: bool = False

@@ -17,6 +17,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from overmind_mcp.akasha import Akasha, NewMemory, Provenance, Scope, compile_query
 from overmind_mcp.akasha import store as akasha_store
+from overmind_mcp.core.spec import ClaudeTask, MissionSpec
+from overmind_mcp.core.status import Status
 from overmind_mcp.errors import InvalidRequest, NotFound
 from overmind_mcp.storage.missions import MissionRow
 from tests.conftest import ROOT
@@ -460,9 +462,9 @@ def mission_row(**values: object) -> MissionRow:
         "root_id": "00000000000000aa",
         "depth": 1,
         "provider": "claude",
-        "options": {},
+        "spec": MissionSpec(task=ClaudeTask(prompt="fix the auth tests")),
         "cwd": "/tmp",
-        "status": "succeeded",
+        "status": Status.SUCCEEDED,
         "output_path": "/tmp/out",
         "stderr_path": "/tmp/err",
         "created_at": 0.0,

@@ -12,6 +12,8 @@ import pytest
 
 from overmind_mcp.console.install import server_command
 from overmind_mcp.console.live import LiveOutput
+from overmind_mcp.core.spec import ClaudeTask, MissionSpec
+from overmind_mcp.core.status import Status
 from overmind_mcp.settings import Settings
 from overmind_mcp.storage.missions import MissionRow
 
@@ -120,9 +122,9 @@ def test_live_output_reads_a_bounded_tail(tmp_path: Path, transcripts: Path) -> 
         root_id="0123456789abcdef",
         depth=0,
         provider="claude",
-        options={},
+        spec=MissionSpec(task=ClaudeTask(prompt="read")),
         cwd=str(tmp_path),
-        status="running",
+        status=Status.RUNNING,
         output_path=str(output),
         stderr_path=str(tmp_path / "stderr.log"),
         created_at=0.0,

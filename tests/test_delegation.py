@@ -176,11 +176,11 @@ async def test_privileges_never_grow_down_the_tree(supervisor: Supervisor) -> No
     child = await supervisor.spawn(SpawnRequest(prompt=script("answer ok"), parent="careful"))
     row = await supervisor.mission(child.id)
     # What it did not ask for, it inherits.
-    assert row.options["allowed_tools"] == ["Read", "Grep"]
-    assert row.options["permission_mode"] == "plan"
-    assert row.options["max_budget_usd"] == 1.0
-    assert row.options["max_turns"] == 5
-    assert 0 < row.options["timeout_s"] <= 100
+    assert row.spec.task.allowed_tools == ["Read", "Grep"]
+    assert row.spec.task.permission_mode == "plan"
+    assert row.spec.task.max_budget_usd == 1.0
+    assert row.spec.task.max_turns == 5
+    assert 0 < (row.spec.timeout_s or 0) <= 100
     await supervisor.kill([parent.id])
 
 

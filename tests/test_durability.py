@@ -205,7 +205,7 @@ async def test_results_survive_restarts_and_retention_prunes_old_trees(settings:
         await store.update(mission_id, ended_at=long_ago)
     await store.close()
     async with Supervisor.running(settings) as supervisor:
-        assert {row.id for row in await supervisor._store.missions()} == {recent.id}
+        assert {row.id for row in await supervisor.ctx.store.missions()} == {recent.id}
         assert not (settings.missions_dir / parent.id).exists()
         assert (await supervisor.result(recent.id)).text == "recent"
 

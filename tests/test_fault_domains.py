@@ -15,7 +15,6 @@ import pytest
 
 from overmind_mcp.models import SpawnRequest
 from overmind_mcp.settings import Settings
-from overmind_mcp.supervision import supervisor as supervisor_module
 from overmind_mcp.supervision.supervisor import Supervisor
 from tests.conftest import assert_no_leftovers
 
@@ -39,16 +38,17 @@ def failing_for_victim(original: Callable[..., Awaitable[Any]]) -> Callable[...,
 
 def inject(step: str, supervisor: Supervisor, monkeypatch: pytest.MonkeyPatch) -> None:
     if step == "parse":
-        parse = supervisor_module.command.parse_line
+        provider = supervisor.ctx.providers["command"]
+        parse = provider.parse_line
 
         def parse_line(line: bytes) -> Any:
             if b"victim speaks" in line:
                 raise Injected("injected into parse_line")
             return parse(line)
 
-        monkeypatch.setattr(supervisor_module.command, "parse_line", parse_line)
+        monkeypatch.setattr(provider, "parse_line", parse_line)
     elif step == "store write":
-        update = supervisor._store.update
+        update = supervisor.ctx.store.update
         victims: set[str] = set()
 
         async def store_update(mission_id: str, **fields: Any) -> None:
@@ -57,18 +57,18 @@ def inject(step: str, supervisor: Supervisor, monkeypatch: pytest.MonkeyPatch) -
                 raise Injected("injected into Store.update")
             await update(mission_id, **fields)
 
-        monkeypatch.setattr(supervisor._store, "update", store_update)
+        monkeypatch.setattr(supervisor.ctx.store, "update", store_update)
     else:
         method = {
-            "launch": "_launch",
+            "launch": "launch",
             "follow": "_follow",
             "notify": "_on_progress",
-            "note": "_append_note",
+            "note": "note",
             "restart": "_maybe_restart",
-            "finish": "_finish",
+            "finish": "finish",
             "record": "_record_run",
         }[step]
-        monkeypatch.setattr(supervisor, method, failing_for_victim(getattr(supervisor, method)))
+        monkeypatch.setattr(supervisor.life, method, failing_for_victim(getattr(supervisor.life, method)))
 
 
 STEPS = ["launch", "follow", "parse", "notify", "note", "restart", "finish", "record", "store write"]

@@ -241,11 +241,11 @@ async def test_a_spent_budget_stops_the_subtree_and_keeps_partial_output(supervi
     parent = await supervisor.spawn(SpawnRequest(prompt=script("say lead", "hang"), name="lead", max_budget_usd=0.01))
     cheap = await supervisor.spawn(SpawnRequest(prompt=script("cost 0.004", "answer cheap"), parent="lead"))
     await supervisor.wait([cheap.id], timeout_s=20)
-    assert (await supervisor.mission(cheap.id)).options["max_budget_usd"] == pytest.approx(0.01)
+    assert (await supervisor.mission(cheap.id)).spec.max_budget_usd == pytest.approx(0.01)
     worker = await supervisor.spawn(SpawnRequest(prompt=script("say partial work", "hang"), parent="lead"))
     await until_output(supervisor, worker.id, "partial work")
     # The inherited budget is what is left of the parent's.
-    assert (await supervisor.mission(worker.id)).options["max_budget_usd"] == pytest.approx(0.006)
+    assert (await supervisor.mission(worker.id)).spec.max_budget_usd == pytest.approx(0.006)
     spender = await supervisor.spawn(SpawnRequest(prompt=script("cost 0.007", "answer spent"), parent="lead"))
     answer = await supervisor.wait([worker.id, parent.id, spender.id], timeout_s=20)
     statuses = {result.id: result for result in answer.done}

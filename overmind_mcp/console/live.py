@@ -20,7 +20,7 @@ from typing import Any
 
 from overmind_mcp.core.events import Init, Result, ToolResult
 from overmind_mcp.models import LIVE
-from overmind_mcp.providers import claude, command
+from overmind_mcp.providers import parser_for
 from overmind_mcp.readside import views
 from overmind_mcp.runners.local.output import LineReader
 from overmind_mcp.storage.missions import MissionRow
@@ -79,7 +79,9 @@ class LiveOutput:
         self._full_scan_bytes = full_scan_bytes
         self._tail_bytes = min(tail_bytes, full_scan_bytes)
         self._reader: LineReader | None = None
-        self._parse = claude.parse_line if row.provider == "claude" else command.parse_line
+        provider = parser_for(row.provider)
+        self._provider = provider
+        self._parse = provider.parse_line
         # A result line's usage is the run's total. Until one comes, the assistant messages are
         # summed: each is printed as several lines repeating its usage (count it once), and
         # their output count is from the message's start, so it is low until the result.
@@ -99,8 +101,8 @@ class LiveOutput:
 
     def as_mission(self) -> Mission:
         """A stand-in for the owner's in-memory `Mission`, for the core views to read."""
-        mission = Mission(self.row, deque(maxlen=1), activity=self.activity)
-        if self.row.options.get("session") and self.row.status == "running":
+        mission = Mission(self.row, self._provider, deque(maxlen=1), activity=self.activity)
+        if self.row.spec.session and self.row.status == "running":
             # Only the owner knows its queue of turns; the output says whether one is running.
             mission.session = SessionChannel(current=Turn("", 0) if self._in_turn else None)
         return mission
@@ -165,13 +167,13 @@ class LiveOutput:
     def _fold(self, line: bytes) -> None:
         activity = self.activity
         activity.output_lines += 1
-        if self.row.provider == "claude" and line.startswith(b'{"type":"user"'):
+        if self._provider.structured_output and line.startswith(b'{"type":"user"'):
             # Tool results are the bulk of a claude log, and all they tell the activity is that
             # the tool has returned: no need to parse them.
             if b'"tool_result"' in line:
                 activity.apply(ToolResult(None, False, ""))
             return
-        if self.row.provider == "claude" and line.startswith(b'{"type":"assistant"'):
+        if self._provider.structured_output and line.startswith(b'{"type":"assistant"'):
             self._count_tokens(line)
         for event in views.parse_output_line(line, self._parse):
             activity.apply(event)

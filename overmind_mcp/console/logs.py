@@ -21,7 +21,7 @@ from overmind_mcp.console.common import Exit
 from overmind_mcp.console.render import Out
 from overmind_mcp.console.state import open_state, watching
 from overmind_mcp.models import LIVE, LogPage
-from overmind_mcp.providers import claude, command
+from overmind_mcp.providers import parser_for
 from overmind_mcp.readside import views
 from overmind_mcp.runners.local.output import LineReader
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
@@ -42,7 +42,7 @@ class LogPrinter:
         self.events = events
         self.prefix = prefix  # monitor: the mission's name, so interleaved lines say whose they are
         self._prefix_style = _NAME_STYLES[zlib.crc32(row.name.encode()) % len(_NAME_STYLES)]
-        self._parse = claude.parse_line if row.provider == "claude" else command.parse_line
+        self._parse = parser_for(row.provider).parse_line
 
     def texts(self, line: bytes) -> list[str]:
         if self.events:

@@ -19,6 +19,7 @@ from overmind_mcp.console.live import read_live
 from overmind_mcp.console.render import Column, Out
 from overmind_mcp.console.state import open_state, watching
 from overmind_mcp.models import LIVE, KillResult, MissionResult, WaitResult
+from overmind_mcp.providers import parser_for
 from overmind_mcp.readside import views
 from overmind_mcp.settings import Settings
 from overmind_mcp.storage.missions import MissionRow
@@ -97,7 +98,7 @@ async def _info(settings: Settings, args: argparse.Namespace) -> int:
         servers = {server.id: server for server in await state.servers()}
     server = servers.get(row.server_id or "")
     report: dict[str, Any] = {
-        "mission": asdict(row),
+        "mission": {**asdict(row), "spec": row.spec.model_dump(mode="json", exclude_none=True)},
         "process_alive": row.pid is not None and is_running(row.pid, row.proc_start),
         "server": None
         if server is None
@@ -115,7 +116,7 @@ async def _info(settings: Settings, args: argparse.Namespace) -> int:
         ("parent", f"{parent.name} ({parent.id})" if parent else row.parent_id or "-"),
         ("children", ", ".join(f"{child.name} ({child.status})" for child in children) or "-"),
         ("depth", str(row.depth)),
-        ("kind", "claude task" if row.provider == "claude" else "command"),
+        ("kind", parser_for(row.provider).label),
         ("cwd", row.cwd),
         ("created", _when(row.created_at)),
         ("started", _when(row.started_at)),
@@ -130,7 +131,7 @@ async def _info(settings: Settings, args: argparse.Namespace) -> int:
         ("stop request", row.stop_request or "-"),
         ("output", _file(row.output_path)),
         ("stderr", _file(row.stderr_path)),
-        ("options", json.dumps(row.options, ensure_ascii=False)),
+        ("spec", row.spec.model_dump_json(exclude_defaults=True)),
     ]
     width = max(len(name) for name, _value in fields)
     for name, value in fields:

@@ -14,6 +14,7 @@ from overmind_mcp.console.live import read_live
 from overmind_mcp.console.render import Column, Out
 from overmind_mcp.console.state import State, open_state
 from overmind_mcp.models import LIVE, MissionSummary, PsResult, Status, Totals
+from overmind_mcp.providers import parser_for
 from overmind_mcp.readside import views
 from overmind_mcp.settings import Settings
 from overmind_mcp.storage.missions import MissionRow
@@ -145,7 +146,7 @@ def _doing(summary: MissionSummary, row: MissionRow) -> str:
     if summary.doing:
         state = f"[{summary.session_state}] " if summary.session_state else ""
         return state + render.clip(summary.doing, 200)
-    return "starting" if row.provider == "claude" else ""
+    return "starting" if parser_for(row.provider).structured_output else ""
 
 
 def _outcome(row: MissionRow) -> str:

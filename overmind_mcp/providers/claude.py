@@ -8,7 +8,7 @@ as a flag. There is no shell anywhere.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,8 +25,17 @@ from overmind_mcp.core.events import (
     ToolUse,
     Unknown,
 )
+from overmind_mcp.core.exits import ExitStatus
+from overmind_mcp.core.spec import ClaudeTask, CommandTask, PermissionMode
+from overmind_mcp.core.status import Status
+from overmind_mcp.providers.base import Delegation, LaunchPlan, Restart
 
-PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
+TOKEN_VARIABLE = "OVERMIND_TOKEN"
+"""The variable a delegating child's bearer token travels in (the CLI expands it in --mcp-config headers)."""
+CONTINUE = (
+    "Continue the task from where you left off; your previous attempt ended early ({reason}). "
+    "Check what is already done before you redo anything."
+)
 
 
 class ClaudeOptions(BaseModel):
@@ -229,3 +238,85 @@ def _text_of(content: Any) -> str:
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+class ClaudeProvider:
+    """`claude -p` children: stream-json out, a result line as the verdict, sessions on stdin."""
+
+    kind = "claude"
+    label = "claude task"
+    result_is_output_end = False
+    structured_output = True
+
+    def __init__(self, claude_bin: str) -> None:
+        self.claude_bin = claude_bin
+        self.sessions = _SessionCodec()
+
+    def handles(self, task: ClaudeTask | CommandTask) -> bool:
+        return isinstance(task, ClaudeTask)
+
+    def can_delegate(self, task: ClaudeTask | CommandTask) -> bool | None:
+        assert isinstance(task, ClaudeTask)
+        return task.delegate
+
+    def plan(
+        self,
+        task: ClaudeTask | CommandTask,
+        *,
+        delegation: Delegation | None = None,
+        restart: Restart | None = None,
+    ) -> LaunchPlan:
+        assert isinstance(task, ClaudeTask)
+        allowed_tools, mcp_config, env = list(task.allowed_tools), [], {}
+        if delegation is not None:
+            # The child reaches the server, under its own identity, as `overmind`.
+            env[TOKEN_VARIABLE] = delegation.token
+            mcp_config.append(mcp_server_config("overmind", delegation.url, TOKEN_VARIABLE))
+            allowed_tools.append("mcp__overmind")
+        prompt, resume = task.prompt, task.resume
+        if restart is not None and restart.session_id:
+            # Resume the conversation, so the work done so far is not repeated.
+            resume = restart.session_id
+            prompt = None if task.session else CONTINUE.format(reason=restart.why)
+        options = ClaudeOptions(
+            prompt=prompt,
+            model=task.model,
+            allowed_tools=allowed_tools,
+            disallowed_tools=task.disallowed_tools,
+            permission_mode=task.permission_mode,
+            max_turns=task.max_turns,
+            max_budget_usd=task.max_budget_usd,
+            append_system_prompt=task.append_system_prompt,
+            resume=resume,
+            mcp_config=mcp_config,
+            session=task.session,
+        )
+        return LaunchPlan(argv=build_argv(self.claude_bin, options), env=env, stdin_pipe=task.session)
+
+    def parse_line(self, line: bytes) -> list[Event]:
+        return parse_line(line)
+
+    def outcome(self, exit_status: ExitStatus, result: Result | None) -> tuple[Status, str | None]:
+        if not exit_status.known:
+            # Adopted after a server crash: whoever reaped it took its exit status along.
+            if result is not None:
+                verdict = Status.FAILED if result.is_error else Status.SUCCEEDED
+                return verdict, "it ended after a server restart: its outcome is its result line (exit code unknown)"
+            return Status.LOST, "it ended while no server could see its exit status, and left no result"
+        how = exit_status.describe()
+        if result is None:
+            return Status.FAILED, f"{how} without a result"
+        if result.is_error:
+            kind = result.terminal_reason if result.subtype == "success" and result.terminal_reason else result.subtype
+            return Status.FAILED, f"the CLI reported an error ({kind}, {how})"
+        if exit_status.code != 0:
+            return Status.FAILED, how
+        return Status.SUCCEEDED, None
+
+
+class _SessionCodec:
+    def user_message(self, text: str) -> bytes:
+        return user_message(text)
+
+    def interrupt_request(self, request_id: str) -> bytes:
+        return interrupt_request(request_id)

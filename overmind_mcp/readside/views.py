@@ -6,7 +6,6 @@ Shared by the supervisor and by the `overmind` command, so that both give the sa
 from __future__ import annotations
 
 import json
-import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,9 +14,8 @@ from typing import Any, Literal
 
 from overmind_mcp.core.events import Event, Result, parse_note, to_text
 from overmind_mcp.models import LIVE, LogPage, MissionResult, MissionSummary, PsResult, Totals, Usage
-from overmind_mcp.providers import claude, command
+from overmind_mcp.providers import parser_for
 from overmind_mcp.runners.local.output import read_page
-from overmind_mcp.runners.local.process import ExitStatus
 from overmind_mcp.storage.missions import MissionRow
 from overmind_mcp.supervision.mission import Mission
 
@@ -33,12 +31,12 @@ def result_of(row: MissionRow, mission: Mission | None, *, text_limit: int) -> M
     truncated = text is not None and len(text) > text_limit
     if text is not None and truncated:
         # A command's output ends with what matters; an answer starts with it.
-        text = text[-text_limit:] if row.provider == "raw" else text[:text_limit]
+        text = text[-text_limit:] if parser_for(row.provider).result_is_output_end else text[:text_limit]
     usage = record.get("usage")
     return MissionResult(
         id=row.id,
         name=row.name,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         exit_code=row.exit_code,
         end_reason=row.end_reason,
         is_error=record.get("is_error"),
@@ -87,7 +85,7 @@ def summary_of(row: MissionRow, mission: Mission | None, *, queue_position: int 
     return MissionSummary(
         id=row.id,
         name=row.name,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         parent=row.parent_id,
         depth=row.depth,
         age_s=round(end - row.created_at, 1),
@@ -106,12 +104,12 @@ def log_page(row: MissionRow, *, cursor: int, limit: int, format: Literal["text"
     page = LogPage(
         id=row.id,
         name=row.name,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         cursor=cursor,
         next_cursor=next_cursor,
         more=next_cursor < size,
     )
-    parse = claude.parse_line if row.provider == "claude" else command.parse_line
+    parse = parser_for(row.provider).parse_line
     for line in lines:
         if format == "events":
             page.events.append(event_dict(line))
@@ -189,22 +187,6 @@ def depth_first(rows: list[MissionRow]) -> list[MissionRow]:
         ordered.append(row)
         stack.extend(reversed(by_parent.get(row.id, [])))
     return ordered
-
-
-def describe_exit(exit_status: ExitStatus) -> str:
-    if exit_status.signal is not None:
-        return f"killed by {signal_name(exit_status.signal)}"
-    return f"exited with code {exit_status.code}"
-
-
-def signal_name(number: int) -> str:
-    """SIGTERM for 15; real-time signals (SIGRTMIN+n) and unnamed ones have no `Signals` member."""
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
-            return f"SIGRTMIN+{number - signal.SIGRTMIN}"
-        return f"signal {number}"
 
 
 def iso(timestamp: float | None) -> str | None:

@@ -15,12 +15,12 @@ from typing import Any
 
 import aiosqlite
 
+from overmind_mcp.core.spec import MissionSpec
+from overmind_mcp.core.status import LIVE, Status
 from overmind_mcp.errors import Conflict
 from overmind_mcp.storage import sqlite
 
-LIVE_STATUSES = ("queued", "running", "restarting")
-"""Statuses of a mission that has not ended; the one list every query here uses."""
-_LIVE_SQL = "('queued', 'running', 'restarting')"
+_LIVE_SQL = f"({', '.join(repr(str(status)) for status in sorted(LIVE))})"
 
 _MIGRATIONS: list[sqlite.Migration] = [
     sqlite.statements(script)
@@ -83,6 +83,11 @@ _MIGRATIONS: list[sqlite.Migration] = [
     DROP INDEX missions_live_name;
     CREATE UNIQUE INDEX missions_live_name ON missions(name) WHERE status IN ('queued', 'running', 'restarting');
     """,
+        # 4: providers have names of their own ("raw" became "command"); runners keep what finds a child again.
+        """
+    UPDATE missions SET provider = 'command' WHERE provider = 'raw';
+    ALTER TABLE missions ADD COLUMN runner_state TEXT;
+    """,
     )
 ]
 
@@ -93,7 +98,7 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 
 @dataclass(slots=True)
 class MissionRow:
-    """One mission as stored. `options` and `result` are JSON-compatible dicts."""
+    """One mission as stored. `result` is the JSON-compatible record `result` shows once it has ended."""
 
     id: str
     name: str
@@ -101,9 +106,9 @@ class MissionRow:
     root_id: str
     depth: int
     provider: str
-    options: dict[str, Any]
+    spec: MissionSpec
     cwd: str
-    status: str
+    status: Status
     output_path: str
     stderr_path: str
     created_at: float
@@ -122,23 +127,32 @@ class MissionRow:
     restarts: int = 0
     # Set by a process that ends a mission another server supervises, so the owner records why.
     stop_request: str | None = None
+    # What a runner other than the local one needs to find the child again (JSON).
+    runner_state: dict[str, Any] | None = None
 
 
-_COLUMNS = tuple(f.name for f in fields(MissionRow))
-_JSON_COLUMNS = frozenset({"options", "result"})
+_FIELDS = tuple(f.name for f in fields(MissionRow))
+# The spec is stored in the `options` column (its name from before specs had a shape).
+_COLUMN_OF = {name: "options" if name == "spec" else name for name in _FIELDS}
+_COLUMNS = tuple(_COLUMN_OF.values())
+_JSON_FIELDS = frozenset({"result", "runner_state"})
 
 
-def _to_sql(column: str, value: Any) -> Any:
-    if column in _JSON_COLUMNS and value is not None:
+def _to_sql(name: str, value: Any) -> Any:
+    if name == "spec":
+        return value.model_dump_json(exclude_none=True)
+    if name in _JSON_FIELDS and value is not None:
         return json.dumps(value, separators=(",", ":"))
     return value
 
 
 def _from_sql(row: sqlite3.Row) -> MissionRow:
-    values = {column: row[column] for column in _COLUMNS}
-    for column in _JSON_COLUMNS:
-        if values[column] is not None:
-            values[column] = json.loads(values[column])
+    values = {name: row[_COLUMN_OF[name]] for name in _FIELDS}
+    values["spec"] = MissionSpec.model_validate_json(values["spec"])
+    values["status"] = Status(values["status"])
+    for name in _JSON_FIELDS:
+        if values[name] is not None:
+            values[name] = json.loads(values[name])
     return MissionRow(**values)
 
 
@@ -155,7 +169,7 @@ class Store:
 
     async def insert(self, row: MissionRow) -> None:
         placeholders = ", ".join("?" for _ in _COLUMNS)
-        values = [_to_sql(column, getattr(row, column)) for column in _COLUMNS]
+        values = [_to_sql(name, getattr(row, name)) for name in _FIELDS]
         try:
             await self._db.execute(f"INSERT INTO missions ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values)
         except sqlite3.IntegrityError as exc:
@@ -166,8 +180,8 @@ class Store:
             raise
 
     async def update(self, mission_id: str, **values: Any) -> None:
-        assignments = ", ".join(f"{column} = ?" for column in values)
-        params = [_to_sql(column, value) for column, value in values.items()]
+        assignments = ", ".join(f"{_COLUMN_OF[name]} = ?" for name in values)
+        params = [_to_sql(name, value) for name, value in values.items()]
         await self._db.execute(f"UPDATE missions SET {assignments} WHERE id = ?", [*params, mission_id])
 
     async def get(self, mission_id: str) -> MissionRow | None:

@@ -1,0 +1,1 @@
+"""Supervision: missions started, followed, restarted, ended, and recorded."""

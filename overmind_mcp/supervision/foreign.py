@@ -11,14 +11,13 @@ The console owns no mission, so every kill and every wait goes through the store
   and every commit to the store, by any process, writes the WAL file, which inotify reports.
 
 Everything here takes the public pieces (a `Store`, a `FileWatcher`, rows), not the
-console's own state, so the supervisor's `_terminate_foreign` and `_until_recorded` can
-call these instead (see the report of issue 9).
+console's own state, so a server ends another server's missions with the same calls,
+and the signal ladder is the one every mission is ended with (termination.py).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +27,13 @@ import anyio
 import anyio.abc
 import psutil
 
-from overmind_mcp.models import LIVE, KillOutcome, KillResult
+from overmind_mcp.core.status import LIVE
+from overmind_mcp.models import KillOutcome, KillResult
 from overmind_mcp.runners.local.process import ChildProcess, same_process
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
 from overmind_mcp.storage.missions import MissionRow, Store
+from overmind_mcp.supervision import termination
+from overmind_mcp.supervision.tree import kill_order
 
 Orphan = Literal["orphaned", "unrecorded"]
 
@@ -205,31 +207,14 @@ async def terminate_foreign(
 
 async def _signal_until_ended(store: Store, row: MissionRow, *, force: bool, grace_s: float) -> str:
     assert row.pid is not None
-    # Recorded first, so the owner reports a stop on request, not a crash.
-    await store.update(row.id, stop_request="SIGKILL" if force else "SIGINT")
     process = ChildProcess.adopt(row.pid, row.proc_start or 0.0, row.id)
-    for sig in [] if force else [signal.SIGINT, signal.SIGTERM]:
-        process.signal_group(sig)
-        with anyio.move_on_after(grace_s):
-            # An adopted process's wait is its pidfd; it also kills what the leader left in its group.
-            await process.wait()
-            return sig.name
-    await store.update(row.id, stop_request="SIGKILL")
-    process.signal_group(signal.SIGKILL)
-    await process.wait()
-    return "SIGKILL"
 
+    async def record(signal_name: str) -> None:
+        # Recorded before each signal, so the owner reports a stop on request, not a crash.
+        await store.update(row.id, stop_request="SIGKILL" if force else signal_name)
 
-async def kill_order(store: Store, targets: Sequence[MissionRow], *, cascade: bool) -> list[list[MissionRow]]:
-    """The missions a kill ends, in groups of one depth, deepest first: children end before parents."""
-    doomed: dict[str, MissionRow] = {}
-    for target in targets:
-        if cascade:
-            for row in await store.descendants(target.id):
-                doomed.setdefault(row.id, row)
-        doomed.setdefault(target.id, target)
-    depths = sorted({row.depth for row in doomed.values()}, reverse=True)
-    return [[row for row in doomed.values() if row.depth == depth] for depth in depths]
+    # An adopted process's wait is its pidfd; it also kills what the leader left in its group.
+    return await termination.ladder(process, process.wait, force=force, grace_s=grace_s, before=record)
 
 
 async def kill_missions(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from overmind_mcp.core.spec import ClaudeTask, CommandTask, MissionSpec, RestartSpec
 from overmind_mcp.errors import InvalidRequest, Refused
 from overmind_mcp.models import SpawnRequest
 from overmind_mcp.settings import Settings
@@ -20,8 +21,26 @@ _CLAUDE_ONLY = ("model", "permission_mode", "max_turns", "max_budget_usd", "appe
 _CLAUDE_ONLY_FLAGS = ("allowed_tools", "disallowed_tools", "recall_into_prompt", "delegate", "session")
 
 
-def provider_of(request: SpawnRequest) -> str:
-    """Which provider runs the request ("claude" or "raw"); raises if its shape is wrong."""
+def spec_of(request: SpawnRequest) -> MissionSpec:
+    """The typed spec of a request (after `within_parent`); raises if its shape is wrong."""
+    task = (
+        ClaudeTask.model_validate({name: getattr(request, name) for name in ClaudeTask.model_fields if name != "kind"})
+        if task_kind(request) == "claude"
+        else CommandTask(argv=list(request.command or []))
+    )
+    return MissionSpec(
+        task=task,
+        env=request.env,
+        timeout_s=request.timeout_s,
+        activity_timeout_s=request.activity_timeout_s,
+        detach=request.detach,
+        remember_result=request.remember_result,
+        restart=RestartSpec(mode=request.restart, max_restarts=request.max_restarts, window_s=request.restart_window_s),
+    )
+
+
+def task_kind(request: SpawnRequest) -> str:
+    """Which kind of task the request is ("claude" or "command"); raises if its shape is wrong."""
     has_prompt, has_command = request.prompt is not None, request.command is not None
     if (has_prompt and has_command) or not (has_prompt or has_command or request.session):
         raise InvalidRequest("give exactly one of `prompt` (a Claude task) or `command` (an argv list to run)")
@@ -35,7 +54,7 @@ def provider_of(request: SpawnRequest) -> str:
         claude_only += [name for name in _CLAUDE_ONLY_FLAGS if getattr(request, name)]
         if claude_only:
             raise InvalidRequest(f"{', '.join(claude_only)} only apply to Claude tasks (`prompt`), not `command`")
-        return "raw"
+        return "command"
     if request.prompt is not None and not request.prompt.strip():
         raise InvalidRequest("`prompt` is empty: say what the child should do")
     return "claude"
@@ -70,9 +89,9 @@ def within_parent(
         raise Refused(
             f"fan-out limit: {parent.name!r} already has {siblings} children (max_children {settings.max_children})"
         )
-    if parent.provider != "claude":
+    if not isinstance(parent.spec.task, ClaudeTask):
         return request
-    granted = parent.options
+    granted = {**parent.spec.task.model_dump(), "timeout_s": parent.spec.timeout_s}
     inherited: dict[str, Any] = {}
     if granted.get("allowed_tools"):
         extra = set(request.allowed_tools) - set(granted["allowed_tools"])

@@ -26,9 +26,12 @@ from overmind_mcp.core.events import (
     ToolUse,
     to_text,
 )
+from overmind_mcp.core.spec import MissionSpec
+from overmind_mcp.core.status import Status, StopReason
 from overmind_mcp.models import Progress
+from overmind_mcp.providers.base import Provider
+from overmind_mcp.runners.base import Handle
 from overmind_mcp.runners.local.output import LineReader
-from overmind_mcp.runners.local.process import ChildProcess
 from overmind_mcp.storage.missions import MissionRow
 from overmind_mcp.supervision.restarts import RestartHistory
 from overmind_mcp.supervision.session import SessionChannel
@@ -134,24 +137,24 @@ class Activity:
 @dataclass(eq=False)
 class Mission:
     row: MissionRow
+    provider: Provider
     tail: deque[str]
     activity: Activity = field(default_factory=Activity)
-    process: ChildProcess | None = None
+    handle: Handle | None = None
     # Follows the output file across every run of the process, so nothing is read twice.
     reader: LineReader | None = None
     session: SessionChannel | None = None
     restarts: RestartHistory = field(default_factory=RestartHistory)
     run_started: float = field(default_factory=time.monotonic)
     ended: anyio.Event = field(default_factory=anyio.Event)
-    # Why the supervisor is ending it ("stopped", "timed_out", "stalled", "budget", "shutdown").
-    stop_reason: str | None = None
+    # Why the server is ending it; None while it runs (or ends) by itself.
+    stop_reason: StopReason | None = None
     stopping: anyio.Event = field(default_factory=anyio.Event)
     ended_by: str | None = None
-    launch_error: str | None = None
+    # Why it failed before or between its runs (a launch that failed, a fault in its supervision).
+    failure: str | None = None
     # Result lines already acted on (a session's turn completed, budgets checked).
     results_seen: int = 0
-    # Fired on every chunk of output: the stall watchdog sleeps on it.
-    output: Broadcast = field(default_factory=lambda: Broadcast())
     # The scope its supervising task runs in, made with the mission so that it can be cancelled
     # even before that task has started; cancelled only to leave a detached mission running.
     scope: anyio.CancelScope = field(default_factory=lambda: anyio.CancelScope(shield=True))
@@ -164,8 +167,21 @@ class Mission:
     def name(self) -> str:
         return self.row.name
 
-    def request_stop(self, reason: str) -> bool:
-        """Mark it as being ended by the supervisor; False if something already is ending it."""
+    @property
+    def spec(self) -> MissionSpec:
+        return self.row.spec
+
+    @property
+    def running(self) -> bool:
+        """Whether a process of the mission is running now."""
+        return self.handle is not None and self.handle.running
+
+    def move_to(self, status: Status) -> None:
+        """Change its status, along the one table of allowed moves."""
+        self.row.status = self.row.status.check_move(status)
+
+    def request_stop(self, reason: StopReason) -> bool:
+        """Mark it as being ended by the server; False if something already is ending it."""
         if self.stop_reason is not None:
             return False
         self.stop_reason = reason
@@ -195,21 +211,3 @@ class Mission:
             if text is not None:
                 self.tail.append(text)
         return changed
-
-
-class Broadcast:
-    """Wakes every current waiter at once: "something changed, look again"."""
-
-    def __init__(self) -> None:
-        self._event = anyio.Event()
-
-    def fire(self) -> None:
-        self._event.set()
-        self._event = anyio.Event()
-
-    def watch(self) -> anyio.Event:
-        """The event the next `fire` sets. Take it *before* looking, so no change slips in between."""
-        return self._event
-
-    async def wait(self) -> None:
-        await self._event.wait()

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from overmind_mcp.models import LIVE
-from overmind_mcp.runners.local.process import find_leader, same_process
+from overmind_mcp.core.status import LIVE, Status
+from overmind_mcp.runners.base import Runner
+from overmind_mcp.runners.local.process import same_process
 from overmind_mcp.storage.missions import MissionRow, Store
 
 
@@ -38,8 +39,11 @@ class Orphans:
     ended: list[MissionRow]
 
 
-async def find_orphans(store: Store, server_id: str) -> Orphans:
-    """Claim every live mission whose server has gone; split them by whether their process still runs."""
+async def find_orphans(store: Store, server_id: str, runners: dict[str, Runner]) -> Orphans:
+    """Claim every live mission whose server has gone; split them by whether their process may still run.
+
+    `running` are only candidates: the mission's runner says, when it adopts one, whether it still runs.
+    """
     rows = [row for row in await store.missions(statuses=tuple(LIVE)) if row.server_id != server_id]
     owners = await store.servers({row.server_id for row in rows if row.server_id})
     running, queued, ended = [], [], []
@@ -50,14 +54,16 @@ async def find_orphans(store: Store, server_id: str) -> Orphans:
         if not await store.claim(row.id, row.server_id, server_id):
             continue  # another starting server took it first
         row.server_id = server_id
-        if row.status == "running" and row.pid is None and (found := find_leader(row.id)) is not None:
-            # Its server died between starting it and recording its pid.
-            row.pid, row.proc_start = found
-            row.pgid = row.pid
-            await store.update(row.id, pid=row.pid, pgid=row.pgid, proc_start=row.proc_start)
-        if row.status == "queued":
+        runner = runners.get(row.spec.runner)
+        if row.status == Status.RUNNING and row.pid is None and runner is not None:
+            found = await runner.find(row.id)
+            if found is not None:
+                # Its server died between starting it and recording its pid.
+                row.pid, row.pgid, row.proc_start = found.pid, found.pgid, found.start_time
+                await store.update(row.id, pid=row.pid, pgid=row.pgid, proc_start=row.proc_start)
+        if row.status == Status.QUEUED:
             queued.append(row)
-        elif row.pid is not None and same_process(row.pid, row.proc_start):
+        elif runner is not None and (row.pid is not None or row.runner_state):
             running.append(row)
         else:
             ended.append(row)

@@ -13,9 +13,8 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Literal
 
-RestartMode = Literal["never", "on-failure", "always"]
+from overmind_mcp.core.spec import RestartMode
 
 
 @dataclass(frozen=True, slots=True)

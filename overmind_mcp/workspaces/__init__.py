@@ -1,0 +1,1 @@
+"""Workspaces: the directory each mission works in."""

@@ -110,7 +110,7 @@ def test_parent_spawns_two_children_waits_and_reports_their_results(
         assert row.num_turns == turns
         assert row.result is not None and row.result["text"] == text and row.result["is_error"] is False
         assert row.cwd == str(claude_cwd)  # the server's cwd, which the CLI gives its MCP servers
-    assert b.options["allowed_tools"] == ["Bash"]
+    assert b.spec.task.allowed_tools == ["Bash"]
     assert a.session_id != b.session_id
 
     # What the mock received: the children's prompts, and the parent's tool calls with their results.

@@ -95,4 +95,4 @@ async def test_session_turns_interrupt_and_resume_after_a_server_restart(
     resumed = mock_api.messages_requests[-1]
     assert resumed.prompt is not None and resumed.prompt.startswith("TURN-ONE")
     rows = {row.name: row for row in overmind.missions()}
-    assert rows["chat-resumed"].options["resume"] == session_id
+    assert rows["chat-resumed"].spec.task.resume == session_id

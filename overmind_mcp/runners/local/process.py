@@ -31,26 +31,9 @@ from pathlib import Path
 import anyio
 import psutil
 
+from overmind_mcp.core.exits import ExitStatus
 from overmind_mcp.errors import SpawnError
-
-
-@dataclass(slots=True)
-class ExitStatus:
-    """How a process ended: an exit code, or the signal that killed it."""
-
-    code: int | None
-    signal: int | None
-
-    @property
-    def known(self) -> bool:
-        return self.code is not None or self.signal is not None
-
-    @property
-    def returncode(self) -> int | None:
-        """Shell-style: the exit code, or -N for death by signal N (as subprocess does)."""
-        if self.signal is not None:
-            return -self.signal
-        return self.code
+from overmind_mcp.runners.base import RunRecord
 
 
 @dataclass(eq=False)
@@ -75,6 +58,13 @@ class ChildProcess:
     @property
     def running(self) -> bool:
         return not self._exited.is_set()
+
+    @property
+    def accepts_input(self) -> bool:
+        return self.stdin is not None
+
+    def record(self) -> RunRecord:
+        return RunRecord(pid=self.pid, pgid=self.pgid, start_time=self.start_time)
 
     def signal_group(self, sig: signal.Signals) -> bool:
         """Send `sig` to the child's whole process group. False if it has already ended.

@@ -6,10 +6,9 @@ from mcp.server.mcpserver import Context
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
+from overmind_mcp.core.spec import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW_S, PermissionMode, RestartMode
 from overmind_mcp.models import Spawned, SpawnRequest
-from overmind_mcp.providers.claude import PermissionMode
 from overmind_mcp.server.toolset._base import Tool, caller, readable_errors, supervisor
-from overmind_mcp.supervision.restarts import RestartMode
 
 
 @readable_errors
@@ -47,8 +46,10 @@ async def spawn(
     restart: Annotated[
         RestartMode, Field(description="Start it again when it ends: never, on-failure, always (resumes Claude)")
     ] = "never",
-    max_restarts: Annotated[int, Field(ge=0, description="Most restarts within restart_window_s")] = 3,
-    restart_window_s: Annotated[float, Field(gt=0)] = 300,
+    max_restarts: Annotated[
+        int, Field(ge=0, description="Most restarts within restart_window_s")
+    ] = DEFAULT_MAX_RESTARTS,
+    restart_window_s: Annotated[float, Field(gt=0)] = DEFAULT_RESTART_WINDOW_S,
     activity_timeout_s: Annotated[
         float | None, Field(gt=0, description="End it as stalled after this long with no output outside a tool")
     ] = None,

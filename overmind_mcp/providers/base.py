@@ -1,0 +1,84 @@
+"""The provider seam: *what* runs. A provider turns a task into a launch and reads what the child prints.
+
+A provider knows nothing of processes, storage or MCP: the supervisor hands it a task
+and the facts of the moment (the CLI to use, whether the child may call back in, whether
+this is a restart), and gets back an argv and environment to start; it hands the provider
+every output line and, at the end, asks it what the exit status and the last result mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from overmind_mcp.core.events import Event, Result
+from overmind_mcp.core.exits import ExitStatus
+from overmind_mcp.core.spec import ClaudeTask, CommandTask
+from overmind_mcp.core.status import Status
+
+
+@dataclass(frozen=True, slots=True)
+class Delegation:
+    """How a child reaches this server's tools under its own identity."""
+
+    url: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """What a restarted run knows of the one before it."""
+
+    session_id: str | None
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchPlan:
+    argv: list[str]
+    # Set in the child's environment only (secrets never go in argv, which anyone can read).
+    env: Mapping[str, str] = field(default_factory=dict)
+    # A live session reads its turns on stdin.
+    stdin_pipe: bool = False
+
+
+class SessionCodec(Protocol):
+    """How a provider's live sessions take their turns on stdin."""
+
+    def user_message(self, text: str) -> bytes: ...
+
+    def interrupt_request(self, request_id: str) -> bytes: ...
+
+
+class Provider(Protocol):
+    kind: str
+    """The name stored with each mission ("claude", "command")."""
+    label: str
+    """What a person calls one of its missions ("claude task", "command")."""
+    result_is_output_end: bool
+    """Whether its final answer is the end of its output (a command's) rather than a result line."""
+    structured_output: bool
+    """Whether it prints stream-json (an agent's turns, tools, tokens) rather than plain text."""
+    sessions: SessionCodec | None
+    """How its live sessions take turns; None if it has none."""
+
+    def handles(self, task: ClaudeTask | CommandTask) -> bool: ...
+
+    def can_delegate(self, task: ClaudeTask | CommandTask) -> bool | None:
+        """Whether the task asked to call back in (None: by default, if allowed); False if it cannot."""
+        ...
+
+    def plan(
+        self,
+        task: ClaudeTask | CommandTask,
+        *,
+        delegation: Delegation | None = None,
+        restart: Restart | None = None,
+    ) -> LaunchPlan: ...
+
+    def parse_line(self, line: bytes) -> list[Event]: ...
+
+    def outcome(self, exit_status: ExitStatus, result: Result | None) -> tuple[Status, str | None]:
+        """The status of a run that ended by itself, and why (None for a plain success)."""
+        ...

@@ -1,0 +1,86 @@
+"""The runner seam: *where* a mission's process runs.
+
+A runner starts a launch and hands back a handle; the handle is the only way the
+supervisor touches the running child: await its exit status, signal its whole process
+group, write or close its input. Its output always lands in the mission's files
+(`Launch.stdout_path`, `Launch.stderr_path`), whatever the runner, so reading output,
+logs and results are the same for every runner. `record()` is what the store keeps so
+that a later server can `adopt` the child after a crash.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from overmind_mcp.core.exits import ExitStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    mission_id: str
+    argv: list[str]
+    cwd: Path
+    env: Mapping[str, str]
+    stdout_path: Path
+    stderr_path: Path
+    stdin_pipe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """What identifies a started child for good: the store keeps it, a later server adopts by it."""
+
+    pid: int | None
+    pgid: int | None
+    start_time: float | None
+    # Anything else a runner needs to find the child again (a node, an actor's name).
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Handle(Protocol):
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def accepts_input(self) -> bool:
+        """Whether the child's stdin is open for `write_stdin`."""
+        ...
+
+    def record(self) -> RunRecord: ...
+
+    async def wait(self) -> ExitStatus:
+        """The child's exit status once it has ended (and whatever it left in its group is gone).
+
+        Awaited by exactly one task; everyone else waits for the mission's end.
+        """
+        ...
+
+    def signal_group(self, sig: signal.Signals) -> bool:
+        """Send `sig` to the child's whole process group; False once it has ended."""
+        ...
+
+    async def write_stdin(self, data: bytes) -> None: ...
+
+    def close_stdin(self) -> None: ...
+
+
+class Runner(Protocol):
+    name: str
+
+    async def start(self, launch: Launch) -> Handle: ...
+
+    async def adopt(self, mission_id: str, record: RunRecord) -> Handle | None:
+        """The child an earlier server started, if it still runs; None if it has ended."""
+        ...
+
+    async def find(self, mission_id: str) -> RunRecord | None:
+        """A child whose record was never stored (its server died right after starting it)."""
+        ...
+
+    async def sweep(self, mission_id: str, record: RunRecord) -> int:
+        """Kill whatever a child that ended unwatched left behind; how many processes."""
+        ...
