@@ -417,6 +417,11 @@ class Lifecycle:
             mission.reader = None
         if mission.session is not None:
             mission.session.abandon(f"the session ended ({row.status})")
+        try:
+            # Before the end is announced: whoever waited for it finds its workspace settled.
+            await ctx.workspace(row.spec.workspace).release(row.id, Path(row.cwd), row.status)
+        except Exception:
+            logger.exception("releasing the workspace of %s failed", row.id)
         if row.spec.remember_result:
             # Before the end is announced: whoever waited for it may recall it at once.
             try:
@@ -437,8 +442,6 @@ class Lifecycle:
             num_turns=row.num_turns,
             session_id=row.session_id,
         )
-        with contextlib.suppress(Exception):
-            await ctx.workspace(row.spec.workspace).release(row.id, Path(row.cwd), row.status)
         await ctx.admission.admit(self.begin_admitted)
 
     def _retire(self, mission: Mission) -> None:

@@ -183,6 +183,9 @@ class Supervisor:
         assert provider.kind == kind
         directory = ctx.settings.missions_dir / mission_id
         directory.mkdir(mode=0o700)
+        # The mission's files exist before any runner starts: every runner's output lands in them.
+        for path in (directory / "output.jsonl", directory / "stderr.log"):
+            path.touch(mode=0o600)
         row = MissionRow(
             id=mission_id,
             name=name,
