@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -175,22 +176,28 @@ async def test_output_keeps_a_mission_from_stalling(supervisor: Supervisor) -> N
 async def test_fifty_spawns_with_four_at_a_time(settings: Settings, tmp_path: Path) -> None:
     limited = settings.model_copy(update={"max_concurrent": 4})
     journal = tmp_path / "journal"
+    gate = tmp_path / "gate"
+    gate.touch()
+    # Each child waits for a shared lock on the gate, which the test holds until all fifty are spawned.
     code = (
-        "import os, sys, time\n"
+        "import fcntl, os, sys, time\n"
         f"log = open({str(journal)!r}, 'a')\n"
         "log.write(f'start {sys.argv[1]} {time.monotonic()}\\n'); log.flush()\n"
+        f"fcntl.flock(open({str(gate)!r}), fcntl.LOCK_SH)\n"
         "time.sleep(0.05)\n"
         "log.write(f'end {sys.argv[1]} {time.monotonic()}\\n'); log.flush()\n"
     )
     async with Supervisor.running(limited) as supervisor:
-        spawned = [
-            await supervisor.spawn(SpawnRequest(command=[sys.executable, "-c", code, str(index)]))
-            for index in range(50)
-        ]
-        assert [s.status for s in spawned[:4]] == ["running"] * 4
-        assert all(s.status == "queued" for s in spawned[4:])
-        listing = await supervisor.ps()
-        assert [m.queue_position for m in listing.missions[4:7]] == [1, 2, 3]
+        with gate.open() as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            spawned = [
+                await supervisor.spawn(SpawnRequest(command=[sys.executable, "-c", code, str(index)]))
+                for index in range(50)
+            ]
+            assert [s.status for s in spawned[:4]] == ["running"] * 4
+            assert all(s.status == "queued" for s in spawned[4:])
+            listing = await supervisor.ps()
+            assert [m.queue_position for m in listing.missions[4:7]] == [1, 2, 3]
         answer = await supervisor.wait([s.id for s in spawned], timeout_s=120)
         assert not answer.timed_out
         assert all(result.status == "succeeded" for result in answer.done)

@@ -22,12 +22,18 @@ starting at once cannot both take over a mission: the store's `claim` lets only 
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from overmind_mcp.core.status import LIVE, Status
 from overmind_mcp.runners.base import Runner
-from overmind_mcp.runners.local.process import same_process
+from overmind_mcp.runners.local.process import process_start_time, same_process
 from overmind_mcp.storage.missions import MissionRow, Store
+from overmind_mcp.supervision.context import Context
+from overmind_mcp.supervision.lifecycle import Lifecycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +74,21 @@ async def find_orphans(store: Store, server_id: str, runners: dict[str, Runner])
         else:
             ended.append(row)
     return Orphans(running=running, queued=queued, ended=ended)
+
+
+async def recover(ctx: Context, life: Lifecycle) -> None:
+    """Register this server, take over what crashed servers left behind, prune old missions."""
+    me = os.getpid()
+    await ctx.store.register_server(ctx.server_id, me, process_start_time(me) or 0.0, time.time())
+    orphans = await find_orphans(ctx.store, ctx.server_id, ctx.runners)
+    for row in orphans.running:
+        if not await life.adopt(row):
+            await life.settle(row)
+    for row in orphans.queued:
+        ctx.admission.enqueue(life.track(row))
+    for row in orphans.ended:
+        await life.settle(row)
+    if ctx.settings.retention_days:
+        for row in await ctx.store.prune(time.time() - ctx.settings.retention_days * 86400):
+            shutil.rmtree(Path(row.output_path).parent, ignore_errors=True)
+    await ctx.admission.admit(life.begin_admitted)

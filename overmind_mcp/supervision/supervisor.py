@@ -8,12 +8,9 @@ seams it was built with: `Providers`, runners and workspaces.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Literal
 
 import anyio
@@ -21,12 +18,11 @@ import anyio
 from overmind_mcp import __version__
 from overmind_mcp.akasha import FILENAME as AKASHA_FILENAME
 from overmind_mcp.akasha import Akasha
-from overmind_mcp.bus import EventBus, MissionSpawned
-from overmind_mcp.core.status import LIVE, Status, StopReason
-from overmind_mcp.errors import Conflict, InvalidRequest
+from overmind_mcp.bus import EventBus
+from overmind_mcp.core.status import Status
+from overmind_mcp.errors import InvalidRequest
 from overmind_mcp.identity import ROOT, Caller, Credentials
 from overmind_mcp.models import (
-    KillOutcome,
     KillResult,
     LogPage,
     MissionResult,
@@ -37,23 +33,24 @@ from overmind_mcp.models import (
     TurnResult,
     WaitResult,
 )
-from overmind_mcp.names import check_name, new_id, new_name
+from overmind_mcp.names import new_id
 from overmind_mcp.providers import Providers
 from overmind_mcp.readside.queries import ReadSide
 from overmind_mcp.readside.waiting import ProgressCallback, WaitEngine
 from overmind_mcp.runners.base import Runner
 from overmind_mcp.runners.local import LocalRunner
-from overmind_mcp.runners.local.process import process_start_time
 from overmind_mcp.runners.local.watch import FileWatcher
 from overmind_mcp.settings import Settings
 from overmind_mcp.storage.missions import MissionRow, Store
-from overmind_mcp.supervision import foreign, limits, sessions
+from overmind_mcp.supervision import sessions
 from overmind_mcp.supervision.context import Context
+from overmind_mcp.supervision.ending import Ending
 from overmind_mcp.supervision.lifecycle import Lifecycle
 from overmind_mcp.supervision.mission import Mission
-from overmind_mcp.supervision.recovery import find_orphans
+from overmind_mcp.supervision.recovery import recover
+from overmind_mcp.supervision.spawning import Spawning
 from overmind_mcp.supervision.tree import Tree
-from overmind_mcp.workspaces.base import Placement, Workspace
+from overmind_mcp.workspaces.base import Workspace
 from overmind_mcp.workspaces.plain import PlainWorkspace
 
 
@@ -66,6 +63,8 @@ class Supervisor:
         self.waits = WaitEngine(
             self.read, ctx.bus, ctx.watcher, ctx.settings.database_path, heartbeat_s=ctx.settings.wait_heartbeat_s
         )
+        self.spawning = Spawning(ctx, self.tree, self.life, self.read)
+        self.ending = Ending(ctx, self.tree, self.life, self.read)
         self._started = time.monotonic()
 
     @classmethod
@@ -147,96 +146,12 @@ class Supervisor:
 
     async def _start(self) -> None:
         """Register this server, take over what crashed servers left behind, prune old missions."""
-        ctx, me = self.ctx, os.getpid()
-        await ctx.store.register_server(ctx.server_id, me, process_start_time(me) or 0.0, time.time())
-        orphans = await find_orphans(ctx.store, ctx.server_id, ctx.runners)
-        for row in orphans.running:
-            if not await self.life.adopt(row):
-                await self.life.settle(row)
-        for row in orphans.queued:
-            ctx.admission.enqueue(self.life.track(row))
-        for row in orphans.ended:
-            await self.life.settle(row)
-        if ctx.settings.retention_days:
-            for row in await ctx.store.prune(time.time() - ctx.settings.retention_days * 86400):
-                shutil.rmtree(Path(row.output_path).parent, ignore_errors=True)
-        await ctx.admission.admit(self.life.begin_admitted)
+        await recover(self.ctx, self.life)
 
     # -- spawn and kill --------------------------------------------------------------------------
 
     async def spawn(self, request: SpawnRequest, caller: Caller = ROOT) -> Spawned:
-        ctx = self.ctx
-        kind = limits.task_kind(request)
-        parent = await self._parent_for(request.parent, caller)
-        siblings = len(await ctx.store.missions(parent_id=parent.id)) if parent else 0
-        subtree_cost = await self.tree.subtree_cost(parent) if parent else 0.0
-        request = limits.within_parent(request, parent, ctx.settings, siblings=siblings, subtree_cost=subtree_cost)
-        if request.recall_into_prompt and request.prompt:
-            request = await self._with_memories(request, parent)
-        spec = limits.spec_of(request)
-        mission_id, name = new_id(), check_name(request.name) if request.name else new_name()
-        provider = ctx.providers.for_task(spec.task)
-        ctx.runner(spec.runner)  # refuses an unknown runner before anything is made
-        cwd = await ctx.workspace(spec.workspace).prepare(
-            Placement(mission_id, name, request.cwd, Path(parent.cwd) if parent else None, spec)
-        )
-        assert provider.kind == kind
-        directory = ctx.settings.missions_dir / mission_id
-        directory.mkdir(mode=0o700)
-        # The mission's files exist before any runner starts: every runner's output lands in them.
-        for path in (directory / "output.jsonl", directory / "stderr.log"):
-            path.touch(mode=0o600)
-        row = MissionRow(
-            id=mission_id,
-            name=name,
-            parent_id=parent.id if parent else None,
-            root_id=parent.root_id if parent else mission_id,
-            depth=parent.depth + 1 if parent else 0,
-            provider=provider.kind,
-            spec=spec,
-            cwd=str(cwd),
-            status=Status.QUEUED if ctx.admission.full() else Status.RUNNING,
-            output_path=str(directory / "output.jsonl"),
-            stderr_path=str(directory / "stderr.log"),
-            created_at=time.time(),
-            server_id=ctx.server_id,
-        )
-        for _attempt in range(3):
-            try:
-                await ctx.store.insert(row)
-                break
-            except Conflict:
-                if request.name:
-                    raise
-                row.name = new_name()
-        mission = self.life.track(row)
-        ctx.bus.publish(MissionSpawned(row.id, row.name, row.parent_id, row.status))
-        if row.status == Status.QUEUED:
-            ctx.admission.enqueue(mission)
-        else:
-            await self.life.begin(mission)
-        return Spawned(id=row.id, name=row.name, status=row.status, parent=row.parent_id, pid=row.pid)
-
-    async def _with_memories(self, request: SpawnRequest, parent: MissionRow | None) -> SpawnRequest:
-        """The request with the memories most relevant to its prompt added to the system prompt."""
-        scope = self.akasha.scope(root_id=parent.root_id if parent else None)
-        block = await self.akasha.context_for_prompt(request.prompt or "", scope.visible())
-        if not block:
-            return request
-        system = "\n\n".join(part for part in (request.append_system_prompt, block) if part)
-        return request.model_copy(update={"append_system_prompt": system})
-
-    async def _parent_for(self, ref: str | None, caller: Caller) -> MissionRow | None:
-        """The new mission's parent: the one named (within the caller's subtree), else the caller."""
-        ref = ref if ref is not None else caller.mission_id
-        if ref is None:
-            return None
-        parent = await self.read.resolve(ref)
-        await self.tree.check_visible(caller, parent)
-        live = self.ctx.roster.live(parent.id)
-        if live is not None and live.stop_reason is not None:
-            raise Conflict(f"parent {parent.name!r} is being stopped; it cannot take new children")
-        return parent
+        return await self.spawning.spawn(request, caller)
 
     async def kill(
         self, refs: Sequence[str], *, cascade: bool = True, force: bool = False, caller: Caller = ROOT
@@ -246,52 +161,11 @@ class Supervisor:
         targets = [await self.read.resolve(ref) for ref in refs]
         for target in targets:
             await self.tree.check_visible(caller, target, strictly_below=True)
-        levels = await self.tree.kill_order(targets, cascade=cascade)
-        for level in levels:
-            for row in level:
-                if (mission := self.ctx.roster.live(row.id)) is not None:
-                    # Marked before any signal, so none of them can take new children meanwhile.
-                    mission.request_stop(StopReason.STOPPED)
-        how: dict[str, str] = {}
-        for level in levels:  # deepest first: children end before their parents
-            async with anyio.create_task_group() as task_group:
-                for row in level:
-                    task_group.start_soon(self._kill_one, row, force, how)
-        return KillResult(
-            ended=[
-                KillOutcome(id=row.id, name=row.name, status=(await self.read.row(row.id)).status, how=how[row.id])
-                for level in levels
-                for row in level
-            ]
-        )
-
-    async def _kill_one(self, row: MissionRow, force: bool, how: dict[str, str]) -> None:
-        ctx = self.ctx
-        if (mission := ctx.roster.live(row.id)) is not None:
-            how[row.id] = await self.life.terminate(mission, force=force)
-        elif row.status in LIVE:
-            how[row.id] = await foreign.terminate_foreign(
-                ctx.store, ctx.watcher, ctx.settings.database_path, row, force=force, grace_s=ctx.settings.kill_grace_s
-            )
-        else:
-            how[row.id] = f"already {row.status}"
+        return await self.ending.kill(targets, cascade=cascade, force=force)
 
     async def shutdown(self) -> None:
         """End every mission this server runs, except detached ones (the server is going away)."""
-        ctx = self.ctx
-        ctx.admission.closing = True
-        missions = list(ctx.roster)
-        for mission in missions:
-            if mission.spec.detach:
-                # Left running (or queued), and so in the store: the next server re-adopts it.
-                mission.scope.cancel()
-            else:
-                mission.request_stop(StopReason.SHUTDOWN)
-        async with anyio.create_task_group() as task_group:
-            for mission in missions:
-                if not mission.spec.detach:
-                    task_group.start_soon(self.life.terminate_quietly, mission)
-        await ctx.store.server_stopped(ctx.server_id, time.time())
+        await self.ending.shutdown()
 
     # -- live sessions -------------------------------------------------------------------------
 

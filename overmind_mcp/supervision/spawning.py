@@ -1,0 +1,102 @@
+"""`spawn`: a request checked against the limits and its parent, placed, stored, then queued or started."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from overmind_mcp.bus import MissionSpawned
+from overmind_mcp.core.status import Status
+from overmind_mcp.errors import Conflict
+from overmind_mcp.identity import Caller
+from overmind_mcp.models import Spawned, SpawnRequest
+from overmind_mcp.names import check_name, new_id, new_name
+from overmind_mcp.readside.queries import ReadSide
+from overmind_mcp.storage.missions import MissionRow
+from overmind_mcp.supervision import limits
+from overmind_mcp.supervision.context import Context
+from overmind_mcp.supervision.lifecycle import Lifecycle
+from overmind_mcp.supervision.tree import Tree
+from overmind_mcp.workspaces.base import Placement
+
+
+class Spawning:
+    def __init__(self, ctx: Context, tree: Tree, life: Lifecycle, read: ReadSide) -> None:
+        self._ctx = ctx
+        self._tree = tree
+        self._life = life
+        self._read = read
+
+    async def spawn(self, request: SpawnRequest, caller: Caller) -> Spawned:
+        ctx = self._ctx
+        kind = limits.task_kind(request)
+        parent = await self._parent_for(request.parent, caller)
+        siblings = len(await ctx.store.missions(parent_id=parent.id)) if parent else 0
+        subtree_cost = await self._tree.subtree_cost(parent) if parent else 0.0
+        request = limits.within_parent(request, parent, ctx.settings, siblings=siblings, subtree_cost=subtree_cost)
+        if request.recall_into_prompt and request.prompt:
+            request = await self._with_memories(request, parent)
+        spec = limits.spec_of(request)
+        mission_id, name = new_id(), check_name(request.name) if request.name else new_name()
+        provider = ctx.providers.for_task(spec.task)
+        ctx.runner(spec.runner)  # refuses an unknown runner before anything is made
+        cwd = await ctx.workspace(spec.workspace).prepare(
+            Placement(mission_id, name, request.cwd, Path(parent.cwd) if parent else None, spec)
+        )
+        assert provider.kind == kind
+        directory = ctx.settings.missions_dir / mission_id
+        directory.mkdir(mode=0o700)
+        # The mission's files exist before any runner starts: every runner's output lands in them.
+        for path in (directory / "output.jsonl", directory / "stderr.log"):
+            path.touch(mode=0o600)
+        row = MissionRow(
+            id=mission_id,
+            name=name,
+            parent_id=parent.id if parent else None,
+            root_id=parent.root_id if parent else mission_id,
+            depth=parent.depth + 1 if parent else 0,
+            provider=provider.kind,
+            spec=spec,
+            cwd=str(cwd),
+            status=Status.QUEUED if ctx.admission.full() else Status.RUNNING,
+            output_path=str(directory / "output.jsonl"),
+            stderr_path=str(directory / "stderr.log"),
+            created_at=time.time(),
+            server_id=ctx.server_id,
+        )
+        for _attempt in range(3):
+            try:
+                await ctx.store.insert(row)
+                break
+            except Conflict:
+                if request.name:
+                    raise
+                row.name = new_name()
+        mission = self._life.track(row)
+        ctx.bus.publish(MissionSpawned(row.id, row.name, row.parent_id, row.status))
+        if row.status == Status.QUEUED:
+            ctx.admission.enqueue(mission)
+        else:
+            await self._life.begin(mission)
+        return Spawned(id=row.id, name=row.name, status=row.status, parent=row.parent_id, pid=row.pid)
+
+    async def _with_memories(self, request: SpawnRequest, parent: MissionRow | None) -> SpawnRequest:
+        """The request with the memories most relevant to its prompt added to the system prompt."""
+        scope = self._ctx.akasha.scope(root_id=parent.root_id if parent else None)
+        block = await self._ctx.akasha.context_for_prompt(request.prompt or "", scope.visible())
+        if not block:
+            return request
+        system = "\n\n".join(part for part in (request.append_system_prompt, block) if part)
+        return request.model_copy(update={"append_system_prompt": system})
+
+    async def _parent_for(self, ref: str | None, caller: Caller) -> MissionRow | None:
+        """The new mission's parent: the one named (within the caller's subtree), else the caller."""
+        ref = ref if ref is not None else caller.mission_id
+        if ref is None:
+            return None
+        parent = await self._read.resolve(ref)
+        await self._tree.check_visible(caller, parent)
+        live = self._ctx.roster.live(parent.id)
+        if live is not None and live.stop_reason is not None:
+            raise Conflict(f"parent {parent.name!r} is being stopped; it cannot take new children")
+        return parent
