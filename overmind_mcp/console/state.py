@@ -20,6 +20,8 @@ import aiosqlite
 import anyio
 
 from overmind_mcp.console.common import CliError, Exit, NoDatabase
+from overmind_mcp.errors import InvalidRequest, NotFound
+from overmind_mcp.readside.queries import ReadSide
 from overmind_mcp.runners.local.process import same_process
 from overmind_mcp.runners.local.watch import FileWatcher
 from overmind_mcp.settings import Settings
@@ -56,17 +58,38 @@ class State:
 
     async def resolve(self, ref: str) -> MissionRow:
         """A mission by id, else by name (the live one, else the newest), as the MCP tools resolve it."""
-        if not ref:
-            raise CliError("a mission id or name is required", Exit.USAGE)
-        row = await self.store.get(ref) or await self.store.find_by_name(ref)
-        if row is None:
-            raise CliError(f"no mission has the id or name {ref!r}; `overmind ps --all` lists them", Exit.NOT_FOUND)
-        return row
+        try:
+            return await ReadSide(self.store, _NOTHING_IN_MEMORY, text_limit=0).resolve(ref)
+        except InvalidRequest as exc:
+            raise CliError(str(exc), Exit.USAGE) from None
+        except NotFound:
+            raise CliError(
+                f"no mission has the id or name {ref!r}; `overmind ps --all` lists them", Exit.NOT_FOUND
+            ) from None
 
     async def servers(self) -> list[ServerRow]:
         """Every server that has used the database, oldest first (the store only looks them up by id)."""
         query = "SELECT id, pid, proc_start, started_at, stopped_at FROM servers ORDER BY started_at"
         return [ServerRow(*row) for row in await self.db.execute_fetchall(query)]
+
+
+class _NothingInMemory:
+    """The console supervises nothing: everything it knows is in the store and the output files."""
+
+    def mission(self, mission_id: str) -> None:
+        return None
+
+    def recent(self, mission_id: str) -> None:
+        return None
+
+    def named(self, name: str) -> None:
+        return None
+
+    def queue_position(self, mission_id: str) -> None:
+        return None
+
+
+_NOTHING_IN_MEMORY = _NothingInMemory()
 
 
 @asynccontextmanager
