@@ -138,6 +138,8 @@ class _EndedFacts:
 
     last_tool: str | None
     last_text: str | None
+    # Counted from its output, for a mission whose result says nothing of its usage (it was stopped).
+    tokens: Tokens
 
 
 @dataclass
@@ -302,7 +304,7 @@ class Board:
             with LiveOutput(row, full_scan_bytes=_ENDED_SCAN_BYTES, tail_bytes=_ENDED_SCAN_BYTES) as output:
                 output.update(final=True)
                 activity = output.activity
-            facts = self._ended[row.id] = _EndedFacts(activity.last_tool, activity.last_text)
+            facts = self._ended[row.id] = _EndedFacts(activity.last_tool, activity.last_text, output.tokens)
         return facts
 
     def _build(
@@ -333,17 +335,23 @@ class Board:
         for row in ordered:
             live = self._lives.get(row.id)
             summary = answers.summary(row, live, positions.get(row.id))
-            tokens = live.tokens if live is not None else Tokens.of((row.result or {}).get("usage") or {})
+            facts = self._ended_facts(row) if live is None else None
+            if live is not None:
+                tokens = live.tokens
+            else:
+                assert facts is not None
+                tokens = Tokens.of((row.result or {}).get("usage") or {})
+                tokens = tokens if tokens.total else facts.tokens
             own[row.id] = (tokens.total, summary.cost_usd or 0.0)
             attention, reason, quiet_since, deadline = self._attention(
                 row, live, owners, annotations.get(row.id), summary.session_state, now
             )
             if deadline is not None:
                 deadlines.append(deadline)
-            if live is not None:
+            if facts is None:
+                assert live is not None
                 last_tool, last_line = live.activity.last_tool, live.activity.last_text
             else:
-                facts = self._ended_facts(row)
                 last_tool, last_line = facts.last_tool, facts.last_text or _first_line(row)
             annotation = annotations.get(row.id)
             cards[row.id] = Card(

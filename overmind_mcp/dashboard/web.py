@@ -377,8 +377,11 @@ class Dashboard:
         row = await board.state.store.get(mission_id)
         if row is None:
             return {"top": self._render("gone.html", mission_id=mission_id), "bottom": ""}
-        live = board.live_output(row.id)
+        # The row was just read; the board may be a moment behind it: what disagrees waits for its next look.
+        live = board.live_output(row.id) if row.status in LIVE else None
         card = board.snapshot.cards.get(row.id)
+        if card is not None and card.status != row.status:
+            card = None
         context = self.context(row)
         facts = {
             "row": row,
