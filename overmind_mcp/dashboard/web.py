@@ -361,11 +361,14 @@ class Dashboard:
                         data = json.dumps({"lines": lines, "cursor": cursor})
                         await send.send(ServerSentEvent(data, event="log", id=str(cursor)))
                     head = await self._mission_head(row.id, csrf)
+                    news = bool(lines) or head != head_sent
                     if head != head_sent:
                         await send.send(ServerSentEvent(json.dumps(head), event="head"))
                         head_sent = head
-                    last = time.monotonic()
+                    if news:
+                        last = time.monotonic()
                     await wakeup.wait()
+                    # Leading edge: news after a quiet spell goes at once; a stream of it, 4 times a second.
                     await anyio.sleep(max(last + MIN_INTERVAL_S - time.monotonic(), 0.0))
                 tasks.cancel_scope.cancel()
 
