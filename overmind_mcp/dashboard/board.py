@@ -80,7 +80,6 @@ class Card:
     name: str
     parent_id: str | None
     level: int
-    provider: str
     status: str
     attention: Attention
     reason: str | None
@@ -359,7 +358,6 @@ class Board:
                 name=row.name,
                 parent_id=row.parent_id if row.parent_id in ids else None,
                 level=levels[row.id],
-                provider=row.provider,
                 status=row.status,
                 attention=attention,
                 reason=reason,

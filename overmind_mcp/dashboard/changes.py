@@ -1,10 +1,10 @@
 """What tells the dashboard to look again: one small subscription interface.
 
-Until the server has a typed event bus, three signals stand behind it: the store's change
-signal (every commit, by any process on the state directory, writes the WAL file), the host
-server's change broadcast (what its own missions do in memory: progress, the queue), and the
-output files of live missions (what missions of other servers print). The bus replaces all
-three by implementing `Changes` with its own events.
+Three signals stand behind it: the host server's event bus (what its own missions do:
+spawned, started, output, progress, turns, ends), the store's change signal (every commit,
+by any process on the state directory, writes the WAL file), and the output files of live
+missions (what missions of other servers print, which no bus of ours carries). When the bus
+carries the other servers' news too, `Changes` is implemented over it alone.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Protocol
 import anyio
 import anyio.abc
 
+from overmind_mcp.bus import EventBus
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
 from overmind_mcp.supervision.foreign import change_signal, relay
-from overmind_mcp.supervision.mission import Broadcast
 
 COMMIT_SETTLE_S = 0.05
 """How long the WAL must stay unwritten before the commit that woke us is surely readable.
@@ -39,12 +39,12 @@ class Changes(Protocol):
 
 
 class StateChanges:
-    """`Changes` from the store's change signal, a server's broadcast and the output files. Start `run` first."""
+    """`Changes` from a server's bus, the store's change signal and the output files. Start `run` first."""
 
-    def __init__(self, watcher: FileWatcher, database_path: Path, broadcast: Broadcast | None) -> None:
+    def __init__(self, watcher: FileWatcher, database_path: Path, bus: EventBus | None) -> None:
         self._watcher = watcher
         self._database_path = database_path
-        self._broadcast = broadcast
+        self._bus = bus
         self._wakeup = Wakeup()
         self._outputs: dict[Path, anyio.CancelScope] = {}
         self._tasks: anyio.abc.TaskGroup | None = None
@@ -55,8 +55,8 @@ class StateChanges:
             commits = Wakeup()
             await tasks.start(relay, self._watcher, change_signal(self._database_path), commits)
             tasks.start_soon(self._settle, commits)
-            if self._broadcast is not None:
-                tasks.start_soon(self._relay_broadcast, self._broadcast)
+            if self._bus is not None:
+                tasks.start_soon(self._relay_bus, self._bus)
             task_status.started()
             try:
                 await anyio.sleep_forever()
@@ -91,7 +91,8 @@ class StateChanges:
                 settled = quiet.cancelled_caught
             self._wakeup.set()
 
-    async def _relay_broadcast(self, broadcast: Broadcast) -> None:
-        while True:
-            await broadcast.wait()
-            self._wakeup.set()
+    async def _relay_bus(self, bus: EventBus) -> None:
+        # Any event is a reason to look again; a subscriber that lags has missed some: same thing.
+        with bus.subscribe(buffer=16) as events:
+            async for _event in events:
+                self._wakeup.set()

@@ -121,7 +121,7 @@ class Dashboard:
         try:
             async with open_state(settings) as state, anyio.create_task_group() as tasks:
                 tasks.start_soon(watcher.run)
-                changes = StateChanges(watcher, settings.database_path, self.supervisor.changed)
+                changes = StateChanges(watcher, settings.database_path, self.supervisor.bus)
                 await tasks.start(changes.run)
                 board = Board(state, changes, self._annotators(), stall_after_s=self._stall_after_s)
                 await tasks.start(board.run)
@@ -397,7 +397,7 @@ class Dashboard:
                 "mission_top.html",
                 card_html=self._card(card) if card is not None else None,
                 live=row.status in LIVE,
-                session=bool(row.options.get("session")),
+                session=row.spec.session,
                 **facts,
             ),
             "bottom": self._render(
