@@ -122,10 +122,17 @@ async def start_dashboard(
     from overmind_mcp.dashboard.web import Dashboard
 
     dashboard = Dashboard(supervisor, loopback=loopback)
+
+    async def run(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        # A fault domain of its own: a dashboard that fails leaves the server and its missions be.
+        try:
+            await dashboard.run(url, task_status=task_status)
+        except Exception:
+            logging.getLogger("overmind_mcp").exception("the dashboard failed")
+
     try:
-        await task_group.start(dashboard.run, url)
-    except Exception:
-        logging.getLogger("overmind_mcp").exception("the dashboard could not start")
+        await task_group.start(run)
+    except RuntimeError:  # it failed before it was ready
         return None
     return dashboard.app
 
