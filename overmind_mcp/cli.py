@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -15,6 +16,8 @@ from overmind_mcp import __version__
 from overmind_mcp.settings import Settings
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
     from overmind_mcp.supervision.supervisor import Supervisor
 
 
@@ -75,7 +78,8 @@ async def serve_stdio(settings: Settings) -> None:
         server = create_server(supervisor=supervisor)
         sock = http.bind("127.0.0.1", 0)
         supervisor.delegation_url = http.url_of(sock)
-        task_group.start_soon(http.serve, http.http_app(server, supervisor.credentials, "127.0.0.1"), sock)
+        dashboard = await start_dashboard(task_group, supervisor, http.base_url(sock), loopback=True)
+        task_group.start_soon(http.serve, http.http_app(server, supervisor.credentials, "127.0.0.1", dashboard), sock)
         # Returns at stdin EOF. The children go first, while the HTTP endpoint they may be
         # talking to is still up; then the endpoint.
         await server.run_stdio_async()
@@ -101,12 +105,36 @@ async def serve_http(settings: Settings, host: str, port: int) -> None:
     if created:
         print(f"overmind-mcp: new bearer token (kept in {token_path}, mode 0600):\n{token}", file=sys.stderr)
     print(f"overmind-mcp: serving {url} (Authorization: Bearer <the token in {token_path}>)", file=sys.stderr)
+    print(f"overmind-mcp: dashboard at {http.base_url(sock)}/ (`overmind dashboard` logs you in)", file=sys.stderr)
     async with Supervisor.running(settings) as supervisor, anyio.create_task_group() as task_group:
         supervisor.credentials.allow_root(token)
         supervisor.delegation_url = url
         task_group.start_soon(_stop_on_signals, task_group.cancel_scope, None)
         server = create_server(supervisor=supervisor)
-        await http.serve(http.http_app(server, supervisor.credentials, host), sock)
+        dashboard = await start_dashboard(task_group, supervisor, http.base_url(sock), loopback=http.is_loopback(host))
+        await http.serve(http.http_app(server, supervisor.credentials, host, dashboard), sock)
+
+
+async def start_dashboard(
+    task_group: anyio.abc.TaskGroup, supervisor: Supervisor, url: str, *, loopback: bool
+) -> ASGIApp | None:
+    """The dashboard's app, live in `task_group`; None if it cannot start (the MCP endpoint serves on)."""
+    from overmind_mcp.dashboard.web import Dashboard
+
+    dashboard = Dashboard(supervisor, loopback=loopback)
+
+    async def run(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        # A fault domain of its own: a dashboard that fails leaves the server and its missions be.
+        try:
+            await dashboard.run(url, task_status=task_status)
+        except Exception:
+            logging.getLogger("overmind_mcp").exception("the dashboard failed")
+
+    try:
+        await task_group.start(run)
+    except RuntimeError:  # it failed before it was ready
+        return None
+    return dashboard.app
 
 
 async def _stop_on_signals(scope: anyio.CancelScope, stdio_supervisor: Supervisor | None) -> None:

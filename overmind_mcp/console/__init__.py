@@ -31,6 +31,7 @@ _VERBS: dict[str, tuple[str, str]] = {
     "top": ("top", "top"),
     "doctor": ("doctor", "doctor"),
     "install": ("install", "install"),
+    "dashboard": ("dashboard", "dashboard"),
 }
 
 # For `overmind-mcp <verb>`: the server's own command can hand these to `main`.
@@ -132,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--scope", choices=["user", "project", "local"], default="user", help="Claude Code scope (user)"
     )
     install.add_argument("--skill-file", metavar="PATH", help="the SKILL.md to install (default: the package's own)")
+    dashboard = verb("dashboard", "print (and open, where a browser can show it) a one-time login link to the web UI")
+    dashboard.add_argument("--no-open", dest="open", action="store_false", help="print the link only")
+    dashboard.add_argument("--server", metavar="ID", help="the server whose dashboard to use (default: the newest)")
     return parser
 
 

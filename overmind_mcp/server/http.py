@@ -54,8 +54,25 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-def http_app(server: MCPServer, credentials: Credentials, host: str) -> ASGIApp:
-    return BearerAuth(server.streamable_http_app(host=host), credentials)
+def http_app(server: MCPServer, credentials: Credentials, host: str, dashboard: ASGIApp | None = None) -> ASGIApp:
+    """The MCP endpoint at /mcp; with a dashboard, the dashboard (with its own login) at every other path."""
+    mcp_app = BearerAuth(server.streamable_http_app(host=host), credentials)
+    return mcp_app if dashboard is None else BesideMcp(mcp_app, dashboard)
+
+
+class BesideMcp:
+    """Sends /mcp (and the lifespan, which runs the MCP sessions) to the MCP app, the rest to `other`."""
+
+    def __init__(self, mcp_app: ASGIApp, other: ASGIApp) -> None:
+        self.mcp_app = mcp_app
+        self.other = other
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "lifespan" or path == "/mcp" or path.startswith("/mcp/"):
+            await self.mcp_app(scope, receive, send)
+        else:
+            await self.other(scope, receive, send)
 
 
 def is_loopback(host: str) -> bool:
@@ -83,10 +100,16 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def url_of(sock: socket.socket) -> str:
+    """The MCP endpoint's URL."""
+    return base_url(sock) + "/mcp"
+
+
+def base_url(sock: socket.socket) -> str:
+    """The server's own URL, where the dashboard is."""
     host, port = sock.getsockname()[:2]
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}/mcp"
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 class _Server(uvicorn.Server):

@@ -45,7 +45,8 @@ class FileWatcher:
     """Dispatches inotify events to the `Wakeup` of each watched file. Run `run()` in a task group."""
 
     def __init__(self) -> None:
-        self._wakeups: dict[int, Wakeup] = {}
+        # inotify gives one watch descriptor per file: a file watched twice has two wakeups on one.
+        self._wakeups: dict[int, list[Wakeup]] = {}
         self._fd: int | None = None
         self._libc: ctypes.CDLL | None = None
         try:
@@ -69,8 +70,7 @@ class FileWatcher:
                 except BlockingIOError:
                     continue
                 for wd in _watch_descriptors(data):
-                    wakeup = self._wakeups.get(wd)
-                    if wakeup is not None:
+                    for wakeup in self._wakeups.get(wd, ()):
                         wakeup.set()
         finally:
             self.close()
@@ -91,12 +91,15 @@ class FileWatcher:
         if wd < 0:
             code = ctypes.get_errno()
             raise OSError(code, f"inotify_add_watch: {os.strerror(code)}", str(path))
-        self._wakeups[wd] = wakeup
+        self._wakeups.setdefault(wd, []).append(wakeup)
         try:
             yield wakeup
         finally:
-            del self._wakeups[wd]
-            if self._fd is not None:
+            sharing = self._wakeups[wd]
+            sharing.remove(wakeup)
+            if not sharing:
+                del self._wakeups[wd]
+            if not sharing and self._fd is not None:
                 # Fails harmlessly (EINVAL) when the file is gone: its watch went with it.
                 self._libc.inotify_rm_watch(self._fd, wd)
 
