@@ -36,6 +36,8 @@ from overmind_mcp.supervision import termination
 from overmind_mcp.supervision.tree import kill_order
 
 Orphan = Literal["orphaned", "unrecorded"]
+# How long the WAL must stay unwritten before a commit that woke a reader is surely visible (see relay_commits).
+COMMIT_SETTLE_S = 0.05
 
 
 async def live_owners(store: Store, rows: Iterable[MissionRow]) -> dict[str, tuple[int, float]]:
@@ -106,6 +108,35 @@ async def relay(
             target.set()
 
 
+async def relay_commits(
+    watcher: FileWatcher,
+    database_path: Path,
+    target: Wakeup,
+    *,
+    task_status: anyio.abc.TaskStatus[anyio.CancelScope] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Set `target` after every commit to the store, by any process, and again once it is sure to be visible.
+
+    The WAL file is written before a commit can be read: SQLite then marks it committed in the WAL
+    index, a memory-mapped file whose writes inotify does not see. A reader woken by the write
+    alone sometimes reads the state before it (measured: a stop request written by the console
+    was not there at the wake-up, and was a millisecond later). So once the writes stop for
+    `COMMIT_SETTLE_S`, `target` is set once more.
+    """
+    with anyio.CancelScope() as scope, watcher.watch(change_signal(database_path)) as changes:
+        task_status.started(scope)
+        while True:
+            await changes.wait()
+            target.set()
+            settled = False
+            while not settled:
+                with anyio.move_on_after(COMMIT_SETTLE_S) as quiet:
+                    await changes.wait()
+                    target.set()
+                settled = quiet.cancelled_caught
+            target.set()
+
+
 def change_signal(database_path: Path) -> Path:
     """The file every commit writes: the WAL, or the database itself if it is not in WAL mode."""
     wal = database_path.with_name(database_path.name + "-wal")
@@ -144,7 +175,8 @@ async def until_ended(
     wakeup = Wakeup()
     waited = Waited(rows={})
     async with anyio.create_task_group() as task_group:
-        for path in [change_signal(database_path), *also_watch]:
+        await task_group.start(relay_commits, watcher, database_path, wakeup)
+        for path in also_watch:
             await task_group.start(relay, watcher, path, wakeup)
         watched: set[tuple[int, float | None]] = set()
         with anyio.move_on_after(timeout_s) as scope:
@@ -199,6 +231,9 @@ async def terminate_foreign(
             return "not allowed to signal it: it belongs to another user"
     else:
         ended_by = "its process had already ended"
+        if await live_owners(store, [row]):
+            # Its server may be about to run it again (a restart, a session a person held): this stops that.
+            await store.update(row.id, stop_request="SIGKILL" if force else "SIGINT")
     if await live_owners(store, [row]):
         # Its server records the end (a moment after the process ends): answer with that record.
         await until_ended(store, watcher, database_path, [row.id], timeout_s=grace_s + 2)
