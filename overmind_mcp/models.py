@@ -15,7 +15,7 @@ from overmind_mcp.core.status import LIVE, Status
 
 __all__ = ["LIVE", "Status"]
 
-SessionState = Literal["idle", "working"]
+SessionState = Literal["idle", "working", "attached"]
 
 
 class SpawnRequest(BaseModel):
@@ -97,7 +97,9 @@ class MissionResult(BaseModel):
     started_at: str | None = None
     ended_at: str | None = None
     restarts: int = 0
-    session_state: SessionState | None = Field(default=None, description="for a live session: idle or working")
+    session_state: SessionState | None = Field(
+        default=None, description="for a live session: idle, working, or attached (a person holds it)"
+    )
     progress: Progress | None = Field(default=None, description="only while the mission is running")
 
 
@@ -136,6 +138,25 @@ class TurnResult(BaseModel):
     cost_usd: float | None = Field(default=None, description="the session's cost so far")
     session_id: str | None = None
     timed_out: bool = False
+
+
+class AttachGrant(BaseModel):
+    """A live session parked for a person (`overmind attach`): theirs until they release it."""
+
+    id: str
+    name: str
+    session_id: str
+    cwd: str
+
+
+class Released(BaseModel):
+    """A held session back with its server: its headless process runs again (or the mission has ended)."""
+
+    id: str
+    name: str
+    status: Status
+    pid: int | None
+    session_id: str | None
 
 
 class KillOutcome(BaseModel):

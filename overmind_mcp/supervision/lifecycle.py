@@ -34,8 +34,9 @@ from overmind_mcp.runners.base import Launch, RunRecord
 from overmind_mcp.runners.local.output import LineReader, tail_bytes
 from overmind_mcp.runners.local.watch import Wakeup
 from overmind_mcp.storage.missions import MissionRow
-from overmind_mcp.supervision import sessions, termination, watchdogs
+from overmind_mcp.supervision import foreign, holds, sessions, termination, watchdogs
 from overmind_mcp.supervision.context import Context
+from overmind_mcp.supervision.holds import Hold
 from overmind_mcp.supervision.mission import Mission
 from overmind_mcp.supervision.restarts import RestartPolicy
 from overmind_mcp.supervision.session import SessionChannel
@@ -208,6 +209,12 @@ class Lifecycle:
                 while True:
                     await self._record_run(mission)
                     exit_status = await self._run_once(mission, wakeup)
+                    hold = mission.hold
+                    if hold is not None and hold.parking and mission.stop_reason is None:
+                        # Ended to be handed to a person, not for good.
+                        if await self.sit_out(mission, hold):
+                            continue
+                        break
                     if not await self._maybe_restart(mission, exit_status):
                         break
                 guards.cancel_scope.cancel()
@@ -337,6 +344,43 @@ class Lifecycle:
             return False
         return True
 
+    # -- a person holds the session (see holds.py) ---------------------------------------------
+
+    async def sit_out(self, mission: Mission, hold: Hold) -> bool:
+        """Wait while a person holds the session, then run it again with --resume; False if it was stopped."""
+        await self.note(
+            mission, "attached", f"attached by a person (pid {hold.holder.pid}): agents' messages are refused"
+        )
+        hold.parked.set()
+        self.ctx.bus.publish(ProgressMade(mission.id))
+        async with anyio.create_task_group() as waiting:
+            waiting.start_soon(self._heed_stop_requests, mission)
+            await holds.first_of(hold.released, mission.stopping)
+            waiting.cancel_scope.cancel()
+        if mission.stop_reason is not None:
+            mission.ended_by = mission.ended_by or "its server, while a person held it"
+            return False
+        mission.hold = None
+        hold.scope.cancel()
+        await self.note(mission, "released", "the person has left: the session goes on with their turns")
+        session_id = mission.activity.session_id or mission.row.session_id
+        try:
+            await self.launch(mission, restart=Restart(session_id=session_id, why="a person held it"))
+        except Exception as exc:
+            mission.failure = f"could not resume the session after a person held it: {exc}"
+            return False
+        hold.resumed.set()
+        return True
+
+    async def _heed_stop_requests(self, mission: Mission) -> None:
+        """A parked session has no process to signal: a kill from another process is a stop request in the store."""
+        commits = Wakeup()
+        async with anyio.create_task_group() as relay:
+            await relay.start(foreign.relay_commits, self.ctx.watcher, self.ctx.settings.database_path, commits)
+            while not await self.stopped_elsewhere(mission):
+                await commits.wait()
+            relay.cancel_scope.cancel()
+
     async def stopped_elsewhere(self, mission: Mission) -> bool:
         """Whether another process (the overmind command, a second server) asked for it to stop."""
         stored = await self.ctx.store.get(mission.id)
@@ -417,6 +461,8 @@ class Lifecycle:
             mission.reader = None
         if mission.session is not None:
             mission.session.abandon(f"the session ended ({row.status})")
+        if mission.hold is not None:
+            mission.hold.scope.cancel()  # nothing is left to hold
         try:
             # Before the end is announced: whoever waited for it finds its workspace settled.
             await ctx.workspace(row.spec.workspace).release(row.id, Path(row.cwd), row.status)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 
@@ -35,6 +35,9 @@ from overmind_mcp.runners.local.output import LineReader
 from overmind_mcp.storage.missions import MissionRow
 from overmind_mcp.supervision.restarts import RestartHistory
 from overmind_mcp.supervision.session import SessionChannel
+
+if TYPE_CHECKING:
+    from overmind_mcp.supervision.holds import Hold
 
 _LAST_TEXT_CHARS = 200
 _MAX_DENIALS = 50
@@ -155,6 +158,8 @@ class Mission:
     failure: str | None = None
     # Result lines already acted on (a session's turn completed, budgets checked).
     results_seen: int = 0
+    # A person's hold on a live session (overmind attach): agents' messages are refused meanwhile.
+    hold: Hold | None = None
     # The scope its supervising task runs in, made with the mission so that it can be cancelled
     # even before that task has started; cancelled only to leave a detached mission running.
     scope: anyio.CancelScope = field(default_factory=lambda: anyio.CancelScope(shield=True))
@@ -195,9 +200,11 @@ class Mission:
         self.ended_by = None
         self.activity.result = None
 
-    def session_state(self) -> Literal["idle", "working"] | None:
+    def session_state(self) -> Literal["idle", "working", "attached"] | None:
         if self.session is None:
             return None
+        if self.hold is not None:
+            return "attached"
         return "idle" if self.session.idle else "working"
 
     def ingest(self, events: list[Event]) -> bool:

@@ -48,6 +48,8 @@ def check_session(mission: Mission | None, row_name: str, status: str, session_i
 async def send(mission: Mission, message: str, bus: EventBus, *, wait: bool, timeout_s: float) -> TurnResult:
     if not message.strip():
         raise InvalidRequest("the message is empty: say what the session should do next")
+    if mission.hold is not None:
+        raise Conflict(mission.hold.refusal(mission.name))
     assert mission.session is not None
     turn = mission.session.submit(message)
     await pump(mission)
@@ -60,6 +62,8 @@ async def send(mission: Mission, message: str, bus: EventBus, *, wait: bool, tim
 
 async def interrupt(mission: Mission, *, grace_s: float) -> TurnResult:
     """End a live session's current turn the way the CLI does, keeping the session."""
+    if mission.hold is not None:
+        raise Conflict(mission.hold.refusal(mission.name))
     assert mission.session is not None and mission.provider.sessions is not None
     turn = mission.session.current
     if turn is None or mission.handle is None:

@@ -18,15 +18,17 @@ import anyio
 from overmind_mcp import __version__
 from overmind_mcp.akasha import FILENAME as AKASHA_FILENAME
 from overmind_mcp.akasha import Akasha
-from overmind_mcp.bus import EventBus
+from overmind_mcp.bus import EventBus, ProgressMade
 from overmind_mcp.core.status import Status
-from overmind_mcp.errors import InvalidRequest
+from overmind_mcp.errors import Conflict, InvalidRequest
 from overmind_mcp.identity import ROOT, Caller, Credentials
 from overmind_mcp.models import (
+    AttachGrant,
     KillResult,
     LogPage,
     MissionResult,
     PsResult,
+    Released,
     ServerStatus,
     Spawned,
     SpawnRequest,
@@ -42,9 +44,10 @@ from overmind_mcp.runners.local import LocalRunner
 from overmind_mcp.runners.local.watch import FileWatcher
 from overmind_mcp.settings import Settings
 from overmind_mcp.storage.missions import MissionRow, Store
-from overmind_mcp.supervision import sessions
+from overmind_mcp.supervision import holds, sessions
 from overmind_mcp.supervision.context import Context
 from overmind_mcp.supervision.ending import Ending
+from overmind_mcp.supervision.holds import Hold, Holder
 from overmind_mcp.supervision.lifecycle import Lifecycle
 from overmind_mcp.supervision.mission import Mission
 from overmind_mcp.supervision.recovery import recover
@@ -179,6 +182,52 @@ class Supervisor:
     async def interrupt(self, ref: str, *, caller: Caller = ROOT) -> TurnResult:
         mission = await self._session(ref, caller)
         return await sessions.interrupt(mission, grace_s=self.ctx.settings.kill_grace_s)
+
+    # -- a person takes a session over (overmind attach; see holds.py) --------------------------
+
+    async def attach(self, ref: str, holder: Holder) -> AttachGrant:
+        """Hand a live session to a person: once it is between turns, its headless process is ended.
+
+        From now until `release` (or until the holder's process ends) agents' messages are refused.
+        Cancelling this call before it returns gives the session back at once.
+        """
+        ctx = self.ctx
+        mission = await self._session(ref, ROOT)
+        if mission.hold is not None:
+            raise Conflict(mission.hold.refusal(mission.name))
+        hold = mission.hold = Hold(holder)
+        ctx.tasks.start_soon(holds.release_when_gone, hold, mission, ctx.bus)
+        ctx.bus.publish(ProgressMade(mission.id))
+        try:
+            session_id = await holds.park(mission, hold, ctx.bus, grace_s=ctx.settings.kill_grace_s)
+        except BaseException:
+            hold.released.set()
+            if not hold.parking:
+                # Its process still runs: the session simply goes on.
+                mission.hold = None
+                hold.scope.cancel()
+                ctx.bus.publish(ProgressMade(mission.id))
+            raise
+        return AttachGrant(id=mission.id, name=mission.name, session_id=session_id, cwd=mission.row.cwd)
+
+    async def release(self, ref: str) -> Released:
+        """Give a held session back to its server: it resumes the conversation, the person's turns included."""
+        row = await self.read.resolve(ref)
+        mission = self.ctx.roster.live(row.id)
+        hold = mission.hold if mission is not None else None
+        if mission is None or hold is None:
+            raise Conflict(f"{row.name!r} is not attached ({row.status}): there is nothing to release")
+        hold.released.set()
+        self.ctx.bus.publish(ProgressMade(mission.id))
+        if hold.parking:
+            await holds.first_of(hold.resumed, mission.ended)
+        return Released(
+            id=mission.id,
+            name=mission.name,
+            status=mission.row.status,
+            pid=mission.row.pid if mission.running else None,
+            session_id=mission.row.session_id,
+        )
 
     async def _session(self, ref: str, caller: Caller) -> Mission:
         row = await self.read.resolve(ref)
