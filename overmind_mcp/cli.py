@@ -69,12 +69,15 @@ def main(argv: list[str] | None = None) -> None:
 
 async def serve_stdio(settings: Settings) -> None:
     """Serve the session on stdin/stdout, and the children that call back in on a loopback port."""
+    from overmind_mcp.attach import serving
     from overmind_mcp.server import http
     from overmind_mcp.server.app import create_server
     from overmind_mcp.supervision.supervisor import Supervisor
 
     async with Supervisor.running(settings) as supervisor, anyio.create_task_group() as task_group:
         task_group.start_soon(_stop_on_signals, task_group.cancel_scope, supervisor)
+        # What the `overmind` command asks of this server (attach, release, send).
+        await task_group.start(serving.serve, supervisor)
         server = create_server(supervisor=supervisor)
         sock = http.bind("127.0.0.1", 0)
         supervisor.delegation_url = http.url_of(sock)
@@ -90,6 +93,7 @@ async def serve_stdio(settings: Settings) -> None:
 
 async def serve_http(settings: Settings, host: str, port: int) -> None:
     """Serve streamable HTTP to any number of clients sharing one supervisor, with a bearer token."""
+    from overmind_mcp.attach import serving
     from overmind_mcp.server import http
     from overmind_mcp.server.app import create_server
     from overmind_mcp.supervision.supervisor import Supervisor
@@ -110,6 +114,7 @@ async def serve_http(settings: Settings, host: str, port: int) -> None:
         supervisor.credentials.allow_root(token)
         supervisor.delegation_url = url
         task_group.start_soon(_stop_on_signals, task_group.cancel_scope, None)
+        await task_group.start(serving.serve, supervisor)
         server = create_server(supervisor=supervisor)
         dashboard = await start_dashboard(task_group, supervisor, http.base_url(sock), loopback=http.is_loopback(host))
         await http.serve(http.http_app(server, supervisor.credentials, host, dashboard), sock)

@@ -29,6 +29,7 @@ _VERBS: dict[str, tuple[str, str]] = {
     "kill": ("missions", "kill"),
     "wait": ("missions", "wait"),
     "top": ("top", "top"),
+    "attach": ("attach", "attach"),
     "doctor": ("doctor", "doctor"),
     "install": ("install", "install"),
     "dashboard": ("dashboard", "dashboard"),
@@ -122,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument(
         "--once", action="store_true", help="print one measurement and exit (the default when stdout is not a terminal)"
     )
+
+    attach = verb("attach", "take a live session over: `claude --resume` here, then it goes back to its server")
+    attach.add_argument("id", metavar="ID", help="the session's id or name")
 
     doctor = verb("doctor", "check the claude binary, the state directory, the database and ports; say what to fix")
     doctor.add_argument("--port", type=int, default=8765, help="the HTTP mode's port to check (8765)")
