@@ -91,14 +91,15 @@ class LogPrinter:
             return
         from rich.text import Text
 
-        console.print(Text.assemble((self.prefix, self._prefix_style), _styled(text)), soft_wrap=True)
+        console.print(Text.assemble((self.prefix, self._prefix_style), styled(text)), soft_wrap=True)
 
 
 def _compact(data: object) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
-def _styled(text: str) -> tuple[str, str]:
+def styled(text: str) -> tuple[str, str]:
+    """A readable log line and its rich style (shared with `overmind tui`)."""
     # The readable log marks tool calls (→), tool results (←) and bookkeeping ([…]) by their first character.
     if text.startswith("→"):
         return text, "cyan"

@@ -67,6 +67,13 @@ async def _ps(settings: Settings, args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+async def listed(
+    state: State, *, tree: bool, every: bool, parent: str | None = None, status: str | None = None
+) -> tuple[list[MissionRow], int]:
+    """The rows `overmind ps` lists with these options (`every` is --all), in order; and how many it hid."""
+    return await _select(state, argparse.Namespace(parent=parent, tree=tree, all=every, status=status))
+
+
 async def _select(state: State, args: argparse.Namespace) -> tuple[list[MissionRow], int]:
     """The rows to list, in order, as the MCP `ps` selects them; and how many the recency cut hid."""
     if args.parent is not None:
@@ -131,7 +138,7 @@ def _print(
         cells += [render.age(summary.age_s), turns, render.cost(summary.cost_usd)]
         if tree:
             cells.append(render.cost(summary.tree_cost_usd))
-        cells.append(_doing(summary, row) if row.status in LIVE else (_outcome(row), "dim"))
+        cells.append(doing(summary, row) if row.status in LIVE else (outcome(row), "dim"))
         table.append(cells)
     out.table(columns, table)
     totals = answer.totals
@@ -140,7 +147,8 @@ def _print(
         out.line(f"* {_ORPHAN_NOTES[kind]}", "yellow")
 
 
-def _doing(summary: MissionSummary, row: MissionRow) -> str:
+def doing(summary: MissionSummary, row: MissionRow) -> str:
+    """For a live mission: its place in the queue, or what it is doing."""
     if summary.queue_position is not None:
         return f"queued (#{summary.queue_position})"
     if summary.doing:
@@ -149,7 +157,7 @@ def _doing(summary: MissionSummary, row: MissionRow) -> str:
     return "starting" if parser_for(row.provider).structured_output else ""
 
 
-def _outcome(row: MissionRow) -> str:
+def outcome(row: MissionRow) -> str:
     """For an ended mission: the first line of its answer, or why it ended."""
     text = (row.result or {}).get("text")
     if row.status == "succeeded" and text:

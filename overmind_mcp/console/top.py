@@ -152,16 +152,11 @@ class Top:
         now = time.monotonic()
         elapsed = now - self.sampled_at if self.sampled_at else 0.0
         self.sampled_at = now
-        for gone in set(self.lives) - {row.id for row in rows}:
-            self.lives.pop(gone).close()
-            self.sizes.pop(gone, None)
+        self.follow(rows)
         usage = self.meter.measure(rows)
         entries = []
         for row in rows:
-            live = self.lives.get(row.id)
-            if live is None:
-                live = self.lives[row.id] = LiveOutput(row)
-            live.update()
+            live = self.lives[row.id]
             before = self.sizes.get(row.id)
             self.sizes[row.id] = live.size
             cpu, rss, count = usage.get(row.id, (0.0, 0, 0))
@@ -184,6 +179,18 @@ class Top:
                 )
             )
         return entries
+
+    def follow(self, rows: list[MissionRow]) -> dict[str, LiveOutput]:
+        """What each of these live missions has done, read on from where the last look stopped."""
+        for gone in set(self.lives) - {row.id for row in rows}:
+            self.lives.pop(gone).close()
+            self.sizes.pop(gone, None)
+        for row in rows:
+            live = self.lives.get(row.id)
+            if live is None:
+                live = self.lives[row.id] = LiveOutput(row)
+            live.update()
+        return self.lives
 
     def close(self) -> None:
         for live in self.lives.values():
