@@ -29,6 +29,7 @@ _VERBS: dict[str, tuple[str, str]] = {
     "kill": ("missions", "kill"),
     "wait": ("missions", "wait"),
     "top": ("top", "top"),
+    "tui": ("tui", "tui"),
     "attach": ("attach", "attach"),
     "doctor": ("doctor", "doctor"),
     "install": ("install", "install"),
@@ -122,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--interval", type=_positive_float, default=2.0, metavar="S", help="seconds between refreshes (2)")
     top.add_argument(
         "--once", action="store_true", help="print one measurement and exit (the default when stdout is not a terminal)"
+    )
+
+    tui = verb("tui", "a full-screen view: the mission tree, a live log, CPU and memory; kill, send, attach by key")
+    tui.add_argument(
+        "--all", action="store_true", help="every mission, not only live ones and those ended in the last hour"
+    )
+    tui.add_argument(
+        "--interval", type=_positive_float, default=2.0, metavar="S", help="seconds between CPU samples (2)"
     )
 
     attach = verb("attach", "take a live session over: `claude --resume` here, then it goes back to its server")
