@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OFFLINE = ["spawn", "wakeup", "ingest", "scale", "cold_start", "durability", "akasha"]
+OFFLINE = ["spawn", "wakeup", "ingest", "scale", "cold_start", "durability", "akasha", "tui"]
 ROW_KEYS = {"metric", "ours", "baseline", "baseline_name", "unit", "diff", "ratio", "spread", "target", "met"}
 # Figures per benchmark (the list): how many rows each must report, at least.
-MIN_ROWS = {"spawn": 7, "wakeup": 2, "ingest": 2, "scale": 3, "cold_start": 1, "durability": 4, "akasha": 2}
+MIN_ROWS = {"spawn": 7, "wakeup": 2, "ingest": 2, "scale": 3, "cold_start": 1, "durability": 4, "akasha": 2, "tui": 3}
 
 
 def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
@@ -24,7 +24,7 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         stdin=subprocess.DEVNULL,
         check=False,
     )
