@@ -49,4 +49,6 @@ async def test_closing_the_client_ends_a_running_claude_child_and_records_it(
     busy = overmind.mission("busy")
     assert busy.status == "stopped" and (busy.end_reason or "").startswith("the server shut down; ended by "), busy
     assert survivors == []
-    assert closed_in < 1.5, f"the server took {closed_in:.1f} s to stop after its stdin closed"
+    # What matters is that it is gone before the client's SIGTERM, 2 s after stdin closed (a
+    # session child is asked to end by closing its input, then signalled; about 1.3 s unloaded).
+    assert closed_in < 1.9, f"the server took {closed_in:.1f} s to stop after its stdin closed"
