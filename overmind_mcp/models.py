@@ -10,7 +10,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from overmind_mcp.core.spec import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW_S, PermissionMode, RestartMode
+from overmind_mcp.core.spec import (
+    DEFAULT_MAX_RESTARTS,
+    DEFAULT_RESTART_WINDOW_S,
+    PermissionMode,
+    RestartMode,
+    WorktreeCleanup,
+)
 from overmind_mcp.core.status import LIVE, Status
 
 __all__ = ["LIVE", "Status"]
@@ -47,6 +53,9 @@ class SpawnRequest(BaseModel):
     activity_timeout_s: float | None = Field(default=None, gt=0)
     recall_into_prompt: bool = False
     remember_result: bool = False
+    isolation: Literal["none", "worktree"] = "none"
+    base: str | None = None
+    worktree_cleanup: WorktreeCleanup | None = None
 
 
 class Spawned(BaseModel):
@@ -77,6 +86,45 @@ class Progress(BaseModel):
     idle_s: float = Field(description="seconds since the mission last printed anything")
 
 
+class WorktreeChange(BaseModel):
+    """What an isolated mission changed on its branch, and what its worktree still holds."""
+
+    branch: str
+    base: str
+    commits_ahead: int
+    files: int
+    insertions: int
+    deletions: int
+    uncommitted: int = Field(description="changed tracked files not committed")
+    untracked: int = Field(description="new files not committed")
+    state: str = Field(description="active, kept, archived, removed or discarded")
+    note: str | None = None
+
+
+class MergeResult(BaseModel):
+    merged: bool
+    into: str
+    strategy: str
+    commit: str | None = None
+    conflicts: list[str] = Field(default=[], description="paths that conflict; nothing was changed")
+    note: str
+
+
+class ConflictPair(BaseModel):
+    a: str
+    b: str
+    paths: list[str]
+
+
+class ConflictsResult(BaseModel):
+    conflicts: list[ConflictPair]
+
+
+class DiscardResult(BaseModel):
+    id: str
+    note: str
+
+
 class MissionResult(BaseModel):
     id: str
     name: str
@@ -101,6 +149,7 @@ class MissionResult(BaseModel):
         default=None, description="for a live session: idle, working, or attached (a person holds it)"
     )
     progress: Progress | None = Field(default=None, description="only while the mission is running")
+    change: WorktreeChange | None = Field(default=None, description="with isolation=worktree: its branch's change")
 
 
 class MissionSummary(BaseModel):

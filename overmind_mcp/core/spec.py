@@ -26,6 +26,18 @@ class RestartSpec(BaseModel):
     window_s: float = Field(default=DEFAULT_RESTART_WINDOW_S, gt=0)
 
 
+WorktreeCleanup = Literal["remove-if-clean", "archive", "keep"]
+
+
+class WorktreeSpec(BaseModel):
+    """A git worktree of its own: made from `base` (default: HEAD where it starts), ended by `cleanup`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base: str | None = None
+    cleanup: WorktreeCleanup = "remove-if-clean"
+
+
 class ClaudeTask(BaseModel):
     """A `claude -p` child: one task, or a live session that takes turns."""
 
@@ -70,6 +82,7 @@ class MissionSpec(BaseModel):
     restart: RestartSpec = RestartSpec()
     runner: str = "local"
     workspace: str = "plain"
+    worktree: WorktreeSpec | None = None
 
     @property
     def session(self) -> bool:
@@ -101,5 +114,5 @@ class MissionSpec(BaseModel):
         return {**common, "task": task, "restart": restart}
 
 
-_COMMON = ("env", "timeout_s", "activity_timeout_s", "detach", "remember_result", "runner", "workspace")
+_COMMON = ("env", "timeout_s", "activity_timeout_s", "detach", "remember_result", "runner", "workspace", "worktree")
 _RESTART = {"restart": "mode", "max_restarts": "max_restarts", "restart_window_s": "window_s"}

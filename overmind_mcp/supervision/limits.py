@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from overmind_mcp.core.spec import ClaudeTask, CommandTask, MissionSpec, RestartSpec
+from overmind_mcp.core.spec import ClaudeTask, CommandTask, MissionSpec, RestartSpec, WorktreeSpec
 from overmind_mcp.errors import InvalidRequest, Refused
 from overmind_mcp.models import SpawnRequest
 from overmind_mcp.settings import Settings
@@ -35,8 +35,19 @@ def spec_of(request: SpawnRequest) -> MissionSpec:
         activity_timeout_s=request.activity_timeout_s,
         detach=request.detach,
         remember_result=request.remember_result,
+        workspace="worktree" if request.isolation == "worktree" else "plain",
+        worktree=_worktree_of(request),
         restart=RestartSpec(mode=request.restart, max_restarts=request.max_restarts, window_s=request.restart_window_s),
     )
+
+
+def _worktree_of(request: SpawnRequest) -> WorktreeSpec | None:
+    if request.isolation != "worktree":
+        given = [name for name in ("base", "worktree_cleanup") if getattr(request, name) is not None]
+        if given:
+            raise InvalidRequest(f"{', '.join(given)} only apply with isolation='worktree'")
+        return None
+    return WorktreeSpec(base=request.base, cleanup=request.worktree_cleanup or "remove-if-clean")
 
 
 def task_kind(request: SpawnRequest) -> str:

@@ -24,8 +24,12 @@ from overmind_mcp.errors import Conflict, InvalidRequest
 from overmind_mcp.identity import ROOT, Caller, Credentials
 from overmind_mcp.models import (
     AttachGrant,
+    ConflictPair,
+    ConflictsResult,
+    DiscardResult,
     KillResult,
     LogPage,
+    MergeResult,
     MissionResult,
     PsResult,
     Released,
@@ -34,6 +38,7 @@ from overmind_mcp.models import (
     SpawnRequest,
     TurnResult,
     WaitResult,
+    WorktreeChange,
 )
 from overmind_mcp.names import new_id
 from overmind_mcp.providers import Providers
@@ -54,6 +59,7 @@ from overmind_mcp.supervision.recovery import recover
 from overmind_mcp.supervision.spawning import Spawning
 from overmind_mcp.supervision.tree import Tree
 from overmind_mcp.workspaces.base import Workspace
+from overmind_mcp.workspaces.git import GitWorktreeWorkspace
 from overmind_mcp.workspaces.plain import PlainWorkspace
 
 
@@ -87,6 +93,7 @@ class Supervisor:
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         settings.missions_dir.mkdir(exist_ok=True, mode=0o700)
         store = await Store.open(settings.database_path)
+        worktrees = GitWorktreeWorkspace(settings.home)
         akasha: Akasha | None = None
         try:
             akasha = await Akasha.open(settings.home / AKASHA_FILENAME, project_dir=settings.project)
@@ -102,7 +109,7 @@ class Supervisor:
                     tasks=task_group,
                     providers=providers or Providers.default(settings.claude_bin),
                     runners={runner.name: runner for runner in (LocalRunner(), *runners)},
-                    workspaces={workspace.name: workspace for workspace in (PlainWorkspace(), *workspaces)},
+                    workspaces={workspace.name: workspace for workspace in (PlainWorkspace(), worktrees, *workspaces)},
                 )
                 supervisor = cls(ctx)
                 await supervisor._start()
@@ -116,6 +123,7 @@ class Supervisor:
             with anyio.CancelScope(shield=True):
                 if akasha is not None:
                     await akasha.close()
+                await worktrees.close()
                 await store.close()
 
     # What the layers above use directly.
@@ -252,10 +260,49 @@ class Supervisor:
         if timeout_s < 0:
             raise InvalidRequest("timeout_s must be 0 or more (seconds)")
         rows = [await self.mission(ref, caller=caller) for ref in refs]
-        return await self.waits.wait(rows, mode=mode, timeout_s=timeout_s, on_progress=on_progress)
+        answer = await self.waits.wait(rows, mode=mode, timeout_s=timeout_s, on_progress=on_progress)
+        answer.done = [await self._with_change(result) for result in answer.done]
+        return answer
 
     async def result(self, ref: str, *, caller: Caller = ROOT) -> MissionResult:
-        return self.read.result(await self.mission(ref, caller=caller))
+        return await self._with_change(self.read.result(await self.mission(ref, caller=caller)))
+
+    async def _with_change(self, answer: MissionResult) -> MissionResult:
+        """An isolated mission's result says what its branch changed."""
+        change = await self.worktrees.change(answer.id)
+        if change is not None:
+            answer.change = WorktreeChange.model_validate(change, from_attributes=True)
+        return answer
+
+    @property
+    def worktrees(self) -> GitWorktreeWorkspace:
+        workspace = self.ctx.workspace("worktree")
+        assert isinstance(workspace, GitWorktreeWorkspace)
+        return workspace
+
+    async def merge(
+        self,
+        ref: str,
+        *,
+        strategy: Literal["merge", "squash", "rebase"] = "merge",
+        into: str | None = None,
+        check_only: bool = False,
+        caller: Caller = ROOT,
+    ) -> MergeResult:
+        row = await self.mission(ref, caller=caller)
+        if row.status.live:
+            raise Conflict(f"{row.name!r} is still {row.status}: wait for it before merging its branch")
+        outcome = await self.worktrees.merge(row.id, strategy=strategy, into=into, check_only=check_only)
+        return MergeResult.model_validate(outcome, from_attributes=True)
+
+    async def conflicts(self, refs: Sequence[str], *, caller: Caller = ROOT) -> ConflictsResult:
+        rows = [await self.mission(ref, caller=caller) for ref in refs]
+        found = await self.worktrees.conflicts([row.id for row in rows])
+        return ConflictsResult(conflicts=[ConflictPair(a=a, b=b, paths=paths) for a, b, paths in found])
+
+    async def discard(self, ref: str, *, caller: Caller = ROOT) -> DiscardResult:
+        row = await self.mission(ref, caller=caller)
+        return DiscardResult(id=row.id, note=await self.worktrees.discard(row.id))
 
     async def ps(
         self,

@@ -4,10 +4,13 @@ Each module holds one tool. `ALL` is the order `tools/list` shows them in.
 """
 
 from overmind_mcp.server.toolset import (
+    conflicts,
+    discard,
     forget,
     interrupt,
     kill,
     logs,
+    merge,
     ps,
     recall,
     remember,
@@ -32,6 +35,9 @@ ALL: list[Tool] = [
     remember.TOOL,
     recall.TOOL,
     forget.TOOL,
+    merge.TOOL,
+    conflicts.TOOL,
+    discard.TOOL,
 ]
 
 __all__ = ["ALL", "Tool"]

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from overmind_mcp.core.spec import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW_S, PermissionMode, RestartMode
+from overmind_mcp.core.spec import (
+    DEFAULT_MAX_RESTARTS,
+    DEFAULT_RESTART_WINDOW_S,
+    PermissionMode,
+    RestartMode,
+    WorktreeCleanup,
+)
 from overmind_mcp.models import Spawned, SpawnRequest
 from overmind_mcp.server.toolset._base import Tool, caller, readable_errors, supervisor
 
@@ -65,6 +71,15 @@ async def spawn(
     remember_result: Annotated[
         bool, Field(description="Store the child's final answer as a memory of its run")
     ] = False,
+    isolation: Annotated[
+        Literal["none", "worktree"],
+        Field(description="worktree: its own git worktree and branch overmind/<name>; merge it back with merge"),
+    ] = "none",
+    base: Annotated[str | None, Field(description="With isolation: the commit to start from (default HEAD)")] = None,
+    worktree_cleanup: Annotated[
+        WorktreeCleanup | None,
+        Field(description="At its end: remove-if-clean (default; work is never deleted), archive, keep"),
+    ] = None,
 ) -> Spawned:
     """Start a child agent (a `claude -p` task, or a live session) or a command; returns its id at once.
 
@@ -95,6 +110,9 @@ async def spawn(
         delegate=delegate,
         recall_into_prompt=recall_into_prompt,
         remember_result=remember_result,
+        isolation=isolation,
+        base=base,
+        worktree_cleanup=worktree_cleanup,
     )
     return await supervisor(ctx).spawn(request, caller=caller(ctx))
 
