@@ -31,6 +31,9 @@ TOOLS = [
     "remember",
     "recall",
     "forget",
+    "merge",
+    "conflicts",
+    "discard",
 ]
 
 
