@@ -23,10 +23,13 @@ _CLAUDE_ONLY_FLAGS = ("allowed_tools", "disallowed_tools", "recall_into_prompt",
 
 def spec_of(request: SpawnRequest) -> MissionSpec:
     """The typed spec of a request (after `within_parent`); raises if its shape is wrong."""
+    task_kind(request)  # raises if its shape is wrong
     task = (
-        ClaudeTask.model_validate({name: getattr(request, name) for name in ClaudeTask.model_fields if name != "kind"})
-        if task_kind(request) == "claude"
-        else CommandTask(argv=list(request.command or []))
+        CommandTask(argv=list(request.command))
+        if request.command is not None
+        else ClaudeTask.model_validate(
+            {name: getattr(request, name) for name in ClaudeTask.model_fields if name != "kind"}
+        )
     )
     return MissionSpec(
         task=task,

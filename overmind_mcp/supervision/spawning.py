@@ -29,7 +29,7 @@ class Spawning:
 
     async def spawn(self, request: SpawnRequest, caller: Caller) -> Spawned:
         ctx = self._ctx
-        kind = limits.task_kind(request)
+        limits.task_kind(request)  # a request of the wrong shape is refused before anything is looked up
         parent = await self._parent_for(request.parent, caller)
         siblings = len(await ctx.store.missions(parent_id=parent.id)) if parent else 0
         subtree_cost = await self._tree.subtree_cost(parent) if parent else 0.0
@@ -43,7 +43,6 @@ class Spawning:
         cwd = await ctx.workspace(spec.workspace).prepare(
             Placement(mission_id, name, request.cwd, Path(parent.cwd) if parent else None, spec)
         )
-        assert provider.kind == kind
         directory = ctx.settings.missions_dir / mission_id
         directory.mkdir(mode=0o700)
         # The mission's files exist before any runner starts: every runner's output lands in them.
