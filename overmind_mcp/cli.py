@@ -1,4 +1,4 @@
-"""`overmind-mcp`: serve over stdio (the default) or streamable HTTP, or run the demo."""
+"""`overmind-mcp`: serve over stdio (the default), streamable HTTP or headless, or run the demo."""
 
 from __future__ import annotations
 
@@ -39,7 +39,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", action="version", version=f"overmind-mcp {__version__}")
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="serve MCP over stdio (the default) or, with --http, over HTTP")
-    serve.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    transport = serve.add_mutually_exclusive_group()
+    transport.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    transport.add_argument(
+        "--headless",
+        action="store_true",
+        help="serve no MCP client: fire rituals and answer the overmind command until SIGTERM (for a service)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
     serve.add_argument(
@@ -57,7 +63,9 @@ def main(argv: list[str] | None = None) -> None:
         from overmind_mcp.demo import run_demo
 
         sys.exit(anyio.run(run_demo, args.claude_bin))
-    if args.command == "serve" and args.http:
+    if args.command == "serve" and args.headless:
+        anyio.run(serve_headless, settings)
+    elif args.command == "serve" and args.http:
         from overmind_mcp.server.http import is_loopback
 
         if not is_loopback(args.host) and not args.allow_remote:
@@ -72,9 +80,14 @@ async def serve_stdio(settings: Settings) -> None:
     from overmind_mcp.attach import serving
     from overmind_mcp.server import http
     from overmind_mcp.server.app import create_server
+    from overmind_mcp.server.lifetime import rooms
     from overmind_mcp.supervision.supervisor import Supervisor
 
-    async with Supervisor.running(settings) as supervisor, anyio.create_task_group() as task_group:
+    async with (
+        Supervisor.running(settings) as supervisor,
+        rooms(supervisor),
+        anyio.create_task_group() as task_group,
+    ):
         task_group.start_soon(_stop_on_signals, task_group.cancel_scope, supervisor)
         # What the `overmind` command asks of this server (attach, release, send).
         await task_group.start(serving.serve, supervisor)
@@ -96,6 +109,7 @@ async def serve_http(settings: Settings, host: str, port: int) -> None:
     from overmind_mcp.attach import serving
     from overmind_mcp.server import http
     from overmind_mcp.server.app import create_server
+    from overmind_mcp.server.lifetime import rooms
     from overmind_mcp.supervision.supervisor import Supervisor
 
     settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -110,7 +124,11 @@ async def serve_http(settings: Settings, host: str, port: int) -> None:
         print(f"overmind-mcp: new bearer token (kept in {token_path}, mode 0600):\n{token}", file=sys.stderr)
     print(f"overmind-mcp: serving {url} (Authorization: Bearer <the token in {token_path}>)", file=sys.stderr)
     print(f"overmind-mcp: dashboard at {http.base_url(sock)}/ (`overmind dashboard` logs you in)", file=sys.stderr)
-    async with Supervisor.running(settings) as supervisor, anyio.create_task_group() as task_group:
+    async with (
+        Supervisor.running(settings) as supervisor,
+        rooms(supervisor),
+        anyio.create_task_group() as task_group,
+    ):
         supervisor.credentials.allow_root(token)
         supervisor.delegation_url = url
         task_group.start_soon(_stop_on_signals, task_group.cancel_scope, None)
@@ -140,6 +158,40 @@ async def start_dashboard(
     except RuntimeError:  # it failed before it was ready
         return None
     return dashboard.app
+
+
+async def serve_headless(settings: Settings) -> None:
+    """A server with no client of its own: it fires rituals and carries out the `overmind` command's requests.
+
+    Its Claude children still call back in (delegation), and the dashboard is served, on a
+    loopback port of their own. SIGTERM, SIGINT or SIGHUP ends it: its children are ended
+    first, as on stdin EOF.
+    """
+    from overmind_mcp.server import http
+    from overmind_mcp.server.app import create_server
+    from overmind_mcp.server.lifetime import rooms
+    from overmind_mcp.supervision.supervisor import Supervisor
+
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async with (
+            Supervisor.running(settings) as supervisor,
+            rooms(supervisor),
+            anyio.create_task_group() as task_group,
+        ):
+            sock = http.bind("127.0.0.1", 0)
+            supervisor.delegation_url = http.url_of(sock)
+            server = create_server(supervisor=supervisor)
+            dashboard = await start_dashboard(task_group, supervisor, http.base_url(sock), loopback=True)
+            app = http.http_app(server, supervisor.credentials, "127.0.0.1", dashboard)
+            task_group.start_soon(http.serve, app, sock)
+            print(
+                f"overmind-mcp: serving headless on {settings.home} (server {supervisor.server_id}, pid {os.getpid()})",
+                file=sys.stderr,
+                flush=True,
+            )
+            async for _signum in signals:
+                break
+            task_group.cancel_scope.cancel()
 
 
 async def _stop_on_signals(scope: anyio.CancelScope, stdio_supervisor: Supervisor | None) -> None:

@@ -21,6 +21,10 @@ class Conflict(OvermindError):
     """The request clashes with the current state (a name in use, a mission that has ended)."""
 
 
+class ShuttingDown(Conflict):
+    """The server is closing: it starts nothing new."""
+
+
 class SpawnError(OvermindError):
     """The child could not be started."""
 

@@ -14,6 +14,7 @@ from overmind_mcp.core.spec import (
     DEFAULT_MAX_RESTARTS,
     DEFAULT_RESTART_WINDOW_S,
     PermissionMode,
+    PermissionPrompts,
     RestartMode,
     WorktreeCleanup,
 )
@@ -38,6 +39,8 @@ class SpawnRequest(BaseModel):
     allowed_tools: list[str] = []
     disallowed_tools: list[str] = []
     permission_mode: PermissionMode | None = None
+    # Unattended runs (quests, ritual fires) set "none"; a policy that answers prompts sets "host".
+    permission_prompts: PermissionPrompts | None = None
     max_turns: int | None = Field(default=None, ge=1)
     max_budget_usd: float | None = Field(default=None, gt=0)
     timeout_s: float | None = Field(default=None, gt=0)

@@ -44,6 +44,8 @@ class Settings(BaseModel):
     """Whole mission trees that ended longer ago than this are deleted at start-up (0 keeps all)."""
     result_text_chars: int = Field(default=20_000, ge=100)
     """Longest final answer a result carries; longer ones are cut and say so."""
+    fire_rituals: bool = True
+    """Whether this server fires rituals (any server on the state directory may; one fires each slot)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -26,8 +26,11 @@ from mcp.client.streamable_http import streamable_http_client
 
 from overmind_mcp.errors import AccessDenied, InvalidRequest, Refused
 from overmind_mcp.models import SpawnRequest
+from overmind_mcp.rituals.models import RitualSpec
+from overmind_mcp.rituals.service import rituals_of
 from overmind_mcp.server import http
 from overmind_mcp.server.app import create_server
+from overmind_mcp.server.lifetime import rooms
 from overmind_mcp.settings import Settings
 from overmind_mcp.supervision.supervisor import Supervisor
 from tests.conftest import assert_no_leftovers
@@ -310,3 +313,28 @@ async def test_delegation_through_a_real_stdio_server(settings: Settings) -> Non
         tree = (await client.call_tool("ps", {"tree": True})).structured_content["missions"]
         assert [(m["name"], m["depth"]) for m in tree] == [("child", 0), ("grand", 1)]
     await assert_no_leftovers(settings)
+
+
+async def test_a_child_cannot_set_up_rituals(delegating: Supervisor) -> None:
+    """A ritual's runs are top-level missions, outside the child's subtree and beyond its privileges."""
+    async with rooms(delegating):
+        rituals = rituals_of(delegating)
+        await rituals.schedule(RitualSpec(name="nightly", cron="@daily", spawn=SpawnRequest(command=["true"])))
+        schemer = await delegating.spawn(
+            SpawnRequest(
+                prompt=script(
+                    mcp("schedule", name="sneaky", cron="* * * * * *", spawn={"command": ["true"]}),
+                    "say schedule said {last}",
+                    mcp("unschedule", name="nightly"),
+                    "say unschedule said {last}",
+                    mcp("schedules"),
+                    "answer schedules said {last}",
+                )
+            )
+        )
+        answer = (await delegating.wait([schemer.id], timeout_s=30)).done[0]
+        log = "\n".join((await delegating.logs(schemer.id)).lines)
+        for tool in ("schedule", "unschedule"):
+            assert f"{tool} said Error executing tool {tool}: only the top-level client may change rituals" in log
+        assert '"name":"nightly"' in (answer.text or "").replace(" ", "")  # reading them is allowed
+        assert [ritual.name for ritual in (await rituals.list()).rituals] == ["nightly"]

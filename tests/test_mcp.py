@@ -34,6 +34,10 @@ TOOLS = [
     "merge",
     "conflicts",
     "discard",
+    "schedule",
+    "schedules",
+    "unschedule",
+    "pause_schedule",
 ]
 
 

@@ -34,6 +34,10 @@ _VERBS: dict[str, tuple[str, str]] = {
     "doctor": ("doctor", "doctor"),
     "install": ("install", "install"),
     "dashboard": ("dashboard", "dashboard"),
+    "run": ("rituals", "run"),
+    "send": ("remote", "send"),
+    "ritual": ("rituals", "ritual"),
+    "quest": ("rituals", "quest"),
 }
 
 # For `overmind-mcp <verb>`: the server's own command can hand these to `main`.
@@ -41,8 +45,9 @@ VERBS = frozenset(_VERBS)
 
 EPILOG = """\
 exit codes: 0 ok; 1 something needs attention (doctor found a problem, a kill left a mission
-running); 2 bad arguments; 3 no such mission, or no database yet; 124 `wait --timeout` passed;
-`wait` otherwise exits with the mission's own exit code.
+running, no server is running for run or send); 2 bad arguments; 3 no such mission, or no
+database yet; 124 `wait --timeout` passed; `wait` and `run --wait` otherwise exit with the
+mission's own exit code.
 """
 
 
@@ -139,6 +144,60 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = verb("doctor", "check the claude binary, the state directory, the database and ports; say what to fix")
     doctor.add_argument("--port", type=int, default=8765, help="the HTTP mode's port to check (8765)")
 
+    run = verb("run", "start a quest (a one-shot mission) through a live server: a prompt, or a command after --")
+    add_run_arguments(run)
+
+    quest = verb("quest", "one-shot missions started from outside a session, with where each came from")
+    quest_actions = quest.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add_run_arguments(quest_actions.add_parser("run", help="the same as `overmind run`", parents=[shared, listing]))
+    quests = quest_actions.add_parser(
+        "list", help="quests, newest first: origin, status, exit code, cost", parents=[shared, listing]
+    )
+    quests.add_argument("--limit", type=_positive_int, default=50, help="most quests to list (50)")
+
+    ritual = verb("ritual", "scheduled runs: create, list, delete, pause, resume, history")
+    actions = ritual.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        return actions.add_parser(name, help=help, description=help, parents=[shared, listing])
+
+    create = action("create", "schedule a prompt or a command after -- (through a live server)")
+    create.add_argument("name", metavar="NAME", help="a unique name; each run is named NAME-<slot>")
+    create.add_argument("cron", metavar="CRON", help='e.g. "0 9 * * mon-fri", "@daily"; 6 fields: leading seconds')
+    add_spawn_arguments(create)
+    create.add_argument("--tz", help="IANA time zone (default: this host's, frozen now)")
+    create.add_argument(
+        "--catch-up", choices=["latest", "none", "all"], default="latest", help="slots missed while no server ran"
+    )
+    create.add_argument("--grace", type=_non_negative_float, metavar="S", help="skip a slot more than S late")
+    create.add_argument(
+        "--overlap",
+        choices=["forbid", "allow", "replace", "queue"],
+        default="forbid",
+        help="when the previous run is still going (forbid)",
+    )
+    create.add_argument("--jitter", type=_non_negative_float, default=0.0, metavar="S", help="a delay in [0, S)")
+    create.add_argument("--paused", action="store_true", help="create it paused")
+    for name, help in (
+        ("delete", "delete a ritual; runs already started go on"),
+        ("pause", "stop firing a ritual until it is resumed"),
+        ("resume", "fire a paused ritual again (slots while paused are not owed)"),
+    ):
+        action(name, help).add_argument("name", metavar="NAME")
+    action("list", "rituals: schedule, state, next fire, last run")
+    history = action("history", "every fire of a ritual: slot, status, exit code, cost, duration, lateness")
+    history.add_argument("name", metavar="NAME")
+    history.add_argument("--limit", type=_positive_int, default=50, help="most fires to list, newest first (50)")
+
+    send = verb("send", "send a live session its next message through a live server")
+    send.add_argument("id", metavar="ID", help="the session's id or name")
+    send.add_argument("message", help="the session's next turn")
+    send.add_argument("--wait", action="store_true", help="wait for the turn's answer and print it")
+    send.add_argument(
+        "--timeout", type=_positive_float, default=120.0, metavar="S", help="with --wait: longest wait (120)"
+    )
+    send.add_argument("--server", metavar="ID", help="the server that runs the session (default: any)")
+
     install = verb("install", "register the server with Claude Code and install the /overmind skill")
     install.add_argument("--dry-run", action="store_true", help="print what would be done, and do nothing")
     install.add_argument("--force", action="store_true", help="replace an existing registration and skill")
@@ -146,14 +205,51 @@ def build_parser() -> argparse.ArgumentParser:
         "--scope", choices=["user", "project", "local"], default="user", help="Claude Code scope (user)"
     )
     install.add_argument("--skill-file", metavar="PATH", help="the SKILL.md to install (default: the package's own)")
+    install.add_argument(
+        "--service",
+        action="store_true",
+        help="instead: write a systemd user unit running `overmind-mcp serve --headless` (fires rituals)",
+    )
+
     dashboard = verb("dashboard", "print (and open, where a browser can show it) a one-time login link to the web UI")
     dashboard.add_argument("--no-open", dest="open", action="store_false", help="print the link only")
     dashboard.add_argument("--server", metavar="ID", help="the server whose dashboard to use (default: the newest)")
     return parser
 
 
+def add_spawn_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to run, and a few of spawn's limits (`run`, `quest run`, `ritual create`)."""
+    parser.add_argument("--prompt", help="a task for a `claude -p` child; or, last, `-- ARGV…`: a command (no shell)")
+    # `-- ARGV` is cut off before parsing (see main): argparse cannot place it after options reliably.
+    parser.set_defaults(command=[])
+    parser.add_argument("--cwd", help="its working directory (default: this one)")
+    parser.add_argument("--model", help="the claude model")
+    parser.add_argument("--max-turns", type=_positive_int, metavar="N")
+    parser.add_argument("--max-budget-usd", type=_positive_float, metavar="USD")
+    parser.add_argument("--timeout", type=_positive_float, metavar="S", help="end it after S seconds")
+    parser.set_defaults(detach=False, run_name=None)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add_spawn_arguments(parser)
+    parser.add_argument("--name", dest="run_name", metavar="NAME", help="the mission's name (generated if left out)")
+    parser.add_argument("--detach", action="store_true", help="keep it running if its server stops")
+    parser.add_argument("--wait", action="store_true", help="wait for it to end; exit with its exit code")
+    parser.add_argument("--server", metavar="ID", help="the server to start it on (default: any live one)")
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command: list[str] | None = None
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, command = argv[:cut], argv[cut + 1 :]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if command is not None:
+        if not hasattr(args, "command"):
+            parser.error(f"{args.verb} takes no command after --")
+        args.command = command
     sys.exit(run(args))
 
 

@@ -3,6 +3,10 @@
 Registration is `claude mcp add -s user overmind -- <absolute path of overmind-mcp>`, run
 as an argv list (never a shell string); the skill is copied to ~/.claude/skills/overmind/.
 `--dry-run` prints both steps and does neither.
+
+`--service` instead writes a systemd user unit that runs `overmind-mcp serve --headless`, for
+machines where no Claude Code session is open to own a server: it fires the rituals and
+carries out the `overmind` command's requests.
 """
 
 from __future__ import annotations
@@ -50,8 +54,13 @@ def server_command() -> Path:
     return Path(found).resolve()
 
 
+SERVICE_NAME = "overmind-mcp.service"
+
+
 def install(settings: Settings, args: argparse.Namespace) -> int:
     out = Out(json_mode=args.json)
+    if args.service:
+        return _install_service(settings, args, out)
     claude = shutil.which(settings.claude_bin)
     if claude is None:
         raise CliError(
@@ -128,3 +137,82 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 def _said(answer: subprocess.CompletedProcess[str]) -> str:
     return (answer.stderr or answer.stdout).strip()[:500] or f"exit code {answer.returncode}"
+
+
+# -- the systemd user service ----------------------------------------------------------------------
+
+
+def service_unit(settings: Settings, server: Path, path_variable: str) -> str:
+    """The unit file of a headless server on `settings.home`."""
+    claude = shutil.which(settings.claude_bin, path=path_variable) or settings.claude_bin
+    environment = {"OVERMIND_HOME": str(settings.home), "OVERMIND_CLAUDE_BIN": claude, "PATH": path_variable}
+    # Each gentle signal gets the grace, then SIGKILL; systemd waits that long and a little more.
+    stop_s = int(settings.kill_grace_s * 2) + 15
+    lines = [
+        "# Written by `overmind install --service`: an overmind-mcp server with no MCP client of its own.",
+        "# It fires rituals and carries out the overmind command's requests while no Claude Code session runs.",
+        "[Unit]",
+        f"Description=overmind-mcp, headless, on {_escape_specifiers(str(settings.home))}",
+        "",
+        "[Service]",
+        "Type=exec",
+        f"ExecStart={_quote(str(server), exec_line=True)} serve --headless",
+        *(f"Environment={_quote(f'{name}={value}')}" for name, value in environment.items()),
+        "Restart=on-failure",
+        "RestartSec=5",
+        "# The server ends its own children on SIGTERM (each process group: SIGINT, SIGTERM, SIGKILL), and",
+        "# detached missions must outlive a restart: systemd signals the server process alone.",
+        "KillMode=process",
+        f"TimeoutStopSec={stop_s}",
+        "",
+        "[Install]",
+        "WantedBy=default.target",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def service_path() -> Path:
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "systemd" / "user" / SERVICE_NAME
+
+
+def _install_service(settings: Settings, args: argparse.Namespace, out: Out) -> int:
+    unit = service_unit(settings, server_command(), os.environ.get("PATH", os.defpath))
+    target = service_path()
+    steps = [
+        "systemctl --user daemon-reload",
+        f"systemctl --user enable --now {SERVICE_NAME}",
+        "loginctl enable-linger  # to keep it running while you are logged out",
+    ]
+    if args.dry_run:
+        done = f"would write {target}"
+    elif target.exists() and target.read_text() == unit:
+        done = f"service up to date: {target}"
+    elif target.exists() and not args.force:
+        raise CliError(f"{target} exists and differs; --force replaces it")
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        partial.write_text(unit)
+        partial.replace(target)
+        done = f"service written: {target}"
+    if args.json:
+        out.json({"dry_run": args.dry_run, "unit": str(target), "content": unit, "done": done, "next": steps})
+        return Exit.OK
+    out.line(done)
+    if args.dry_run:
+        out.line(unit)
+    render.note("then: " + "; ".join(steps))
+    return Exit.OK
+
+
+def _escape_specifiers(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+def _quote(value: str, *, exec_line: bool = False) -> str:
+    """A value as one systemd word: in double quotes, with `%` (and in ExecStart `$`) escaped."""
+    escaped = _escape_specifiers(value.replace("\\", "\\\\").replace('"', '\\"'))
+    if exec_line:
+        escaped = escaped.replace("$", "$$")
+    return f'"{escaped}"'

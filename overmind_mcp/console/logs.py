@@ -27,7 +27,14 @@ from overmind_mcp.runners.local.output import LineReader
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
 from overmind_mcp.settings import Settings
 from overmind_mcp.storage.missions import MissionRow, Store
-from overmind_mcp.supervision.foreign import change_signal, live_owners, orphan_state, relay, until_ended, watch_process
+from overmind_mcp.supervision.foreign import (
+    live_owners,
+    orphan_state,
+    relay,
+    relay_commits,
+    until_ended,
+    watch_process,
+)
 
 UNRECORDED = "its process has ended while its server was gone; the next server to start records how it ended"
 _NAME_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta", "bright_green")
@@ -219,7 +226,7 @@ async def _monitor(settings: Settings, args: argparse.Namespace) -> int:
     out = Out(json_mode=args.json)
     async with open_state(settings) as state, watching() as watcher, anyio.create_task_group() as task_group:
         wakeup = Wakeup()
-        await task_group.start(relay, watcher, change_signal(state.database_path), wakeup)
+        await task_group.start(relay_commits, watcher, state.database_path, wakeup)
         followed: dict[str, _Followed] = {}
         watched: set[tuple[int, float | None]] = set()
         first = True

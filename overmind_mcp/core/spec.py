@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RestartMode = Literal["never", "on-failure", "always"]
 PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
+PermissionPrompts = Literal["host", "none"]
+"""Who answers a child's permission prompts: the host (a --permission-prompt-tool), or nobody (denied)."""
 
 DEFAULT_MAX_RESTARTS = 3
 DEFAULT_RESTART_WINDOW_S = 300.0
@@ -49,6 +51,7 @@ class ClaudeTask(BaseModel):
     allowed_tools: list[str] = []
     disallowed_tools: list[str] = []
     permission_mode: PermissionMode | None = None
+    permission_prompts: PermissionPrompts | None = None
     max_turns: int | None = None
     max_budget_usd: float | None = None
     append_system_prompt: str | None = None

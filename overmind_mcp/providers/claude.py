@@ -26,7 +26,7 @@ from overmind_mcp.core.events import (
     Unknown,
 )
 from overmind_mcp.core.exits import ExitStatus
-from overmind_mcp.core.spec import ClaudeTask, CommandTask, PermissionMode
+from overmind_mcp.core.spec import ClaudeTask, CommandTask, PermissionMode, PermissionPrompts
 from overmind_mcp.core.status import Status
 from overmind_mcp.providers.base import Delegation, LaunchPlan, Restart
 
@@ -48,6 +48,7 @@ class ClaudeOptions(BaseModel):
     allowed_tools: list[str] = []
     disallowed_tools: list[str] = []
     permission_mode: PermissionMode | None = None
+    permission_prompts: PermissionPrompts | None = None
     max_turns: int | None = None
     max_budget_usd: float | None = None
     append_system_prompt: str | None = None
@@ -71,6 +72,8 @@ def build_argv(claude_bin: str, options: ClaudeOptions) -> list[str]:
         argv.append(f"--disallowedTools={','.join(options.disallowed_tools)}")
     if options.permission_mode:
         argv.append(f"--permission-mode={options.permission_mode}")
+    if options.permission_prompts:
+        argv.append(f"--permission-prompts={options.permission_prompts}")
     if options.max_turns is not None:
         argv.append(f"--max-turns={options.max_turns}")
     if options.max_budget_usd is not None:
@@ -284,6 +287,7 @@ class ClaudeProvider:
             allowed_tools=allowed_tools,
             disallowed_tools=task.disallowed_tools,
             permission_mode=task.permission_mode,
+            permission_prompts=task.permission_prompts,
             max_turns=task.max_turns,
             max_budget_usd=task.max_budget_usd,
             append_system_prompt=task.append_system_prompt,

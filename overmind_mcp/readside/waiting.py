@@ -18,9 +18,9 @@ from overmind_mcp.bus import EventBus, StoreChanged, about
 from overmind_mcp.core.status import LIVE
 from overmind_mcp.models import WaitResult
 from overmind_mcp.readside.queries import ReadSide
-from overmind_mcp.runners.local.watch import FileWatcher
+from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
 from overmind_mcp.storage.missions import MissionRow
-from overmind_mcp.supervision.foreign import change_signal
+from overmind_mcp.supervision.foreign import relay_commits
 
 ProgressCallback = Callable[[float, float | None, str], Awaitable[None]]
 
@@ -58,9 +58,11 @@ class WaitEngine:
 
     async def _relay_store_changes(self) -> None:
         """Wake waiters whenever any process commits to the store (for missions other servers run)."""
-        with self._watcher.watch(change_signal(self._database_path)) as wakeup:
+        commits = Wakeup()
+        async with anyio.create_task_group() as task_group:
+            await task_group.start(relay_commits, self._watcher, self._database_path, commits)
             while True:
-                await wakeup.wait()
+                await commits.wait()
                 self._bus.publish(StoreChanged())
 
     async def _loop(

@@ -12,6 +12,7 @@ from pydantic import Field
 from overmind_mcp import __version__, prompts
 from overmind_mcp.server import resources
 from overmind_mcp.server import toolset as tools
+from overmind_mcp.server.lifetime import rooms
 from overmind_mcp.settings import Settings
 from overmind_mcp.supervision.supervisor import Supervisor
 
@@ -38,7 +39,7 @@ def create_server(settings: Settings | None = None, *, supervisor: Supervisor | 
         if supervisor is not None:
             yield supervisor
             return
-        async with Supervisor.running(settings) as own:
+        async with Supervisor.running(settings) as own, rooms(own):
             yield own
 
     server: MCPServer[Supervisor] = MCPServer(

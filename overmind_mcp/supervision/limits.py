@@ -17,7 +17,15 @@ from overmind_mcp.storage.missions import MissionRow
 
 # How much a permission mode lets a child do unasked.
 MODE_RANK = {"plan": 0, "default": 1, "manual": 1, "dontAsk": 1, "acceptEdits": 2, "auto": 3, "bypassPermissions": 4}
-_CLAUDE_ONLY = ("model", "permission_mode", "max_turns", "max_budget_usd", "append_system_prompt", "resume")
+_CLAUDE_ONLY = (
+    "model",
+    "permission_mode",
+    "permission_prompts",
+    "max_turns",
+    "max_budget_usd",
+    "append_system_prompt",
+    "resume",
+)
 _CLAUDE_ONLY_FLAGS = ("allowed_tools", "disallowed_tools", "recall_into_prompt", "delegate", "session")
 
 

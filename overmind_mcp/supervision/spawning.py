@@ -7,7 +7,7 @@ from pathlib import Path
 
 from overmind_mcp.bus import MissionSpawned
 from overmind_mcp.core.status import Status
-from overmind_mcp.errors import Conflict
+from overmind_mcp.errors import Conflict, ShuttingDown
 from overmind_mcp.identity import Caller
 from overmind_mcp.models import Spawned, SpawnRequest
 from overmind_mcp.names import check_name, new_id, new_name
@@ -29,6 +29,9 @@ class Spawning:
 
     async def spawn(self, request: SpawnRequest, caller: Caller) -> Spawned:
         ctx = self._ctx
+        if ctx.admission.closing:
+            # Shutdown has listed what it ends: a mission started now would outlive the server.
+            raise ShuttingDown("this server is shutting down and starts nothing new; ask another one")
         limits.task_kind(request)  # a request of the wrong shape is refused before anything is looked up
         parent = await self._parent_for(request.parent, caller)
         siblings = len(await ctx.store.missions(parent_id=parent.id)) if parent else 0

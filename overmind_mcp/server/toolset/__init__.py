@@ -15,9 +15,12 @@ from overmind_mcp.server.toolset import (
     recall,
     remember,
     result,
+    schedule,
+    schedules,
     send,
     spawn,
     status,
+    unschedule,
     wait,
 )
 from overmind_mcp.server.toolset._base import Tool
@@ -38,6 +41,10 @@ ALL: list[Tool] = [
     merge.TOOL,
     conflicts.TOOL,
     discard.TOOL,
+    schedule.TOOL,
+    schedules.TOOL,
+    unschedule.TOOL,
+    unschedule.PAUSE_TOOL,
 ]
 
 __all__ = ["ALL", "Tool"]

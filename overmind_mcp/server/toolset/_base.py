@@ -12,7 +12,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 
-from overmind_mcp.errors import OvermindError
+from overmind_mcp.errors import AccessDenied, OvermindError
 from overmind_mcp.identity import ROOT, Caller, bearer
 from overmind_mcp.supervision.supervisor import Supervisor
 
@@ -46,6 +46,12 @@ def caller(ctx: Context) -> Caller:
     if identity is None:
         raise ToolError("unknown bearer token: this mission has ended or the token is wrong")
     return identity
+
+
+def top_level_only(ctx: Context) -> None:
+    """Refuse a mission: what it would set up (a ritual) runs outside its subtree, beyond its privileges."""
+    if caller(ctx).mission_id is not None:
+        raise AccessDenied("only the top-level client may change rituals: their runs are not in your subtree")
 
 
 def readable_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
