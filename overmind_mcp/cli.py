@@ -72,9 +72,9 @@ async def serve_stdio(settings: Settings) -> None:
     from overmind_mcp.attach import serving
     from overmind_mcp.server import http
     from overmind_mcp.server.app import create_server
-    from overmind_mcp.supervision.supervisor import Supervisor
+    from overmind_mcp.server.hosting import supervising
 
-    async with Supervisor.running(settings) as supervisor, anyio.create_task_group() as task_group:
+    async with supervising(settings) as supervisor, anyio.create_task_group() as task_group:
         task_group.start_soon(_stop_on_signals, task_group.cancel_scope, supervisor)
         # What the `overmind` command asks of this server (attach, release, send).
         await task_group.start(serving.serve, supervisor)
@@ -96,7 +96,7 @@ async def serve_http(settings: Settings, host: str, port: int) -> None:
     from overmind_mcp.attach import serving
     from overmind_mcp.server import http
     from overmind_mcp.server.app import create_server
-    from overmind_mcp.supervision.supervisor import Supervisor
+    from overmind_mcp.server.hosting import supervising
 
     settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
     token_path = settings.home / "http-token"
@@ -110,7 +110,7 @@ async def serve_http(settings: Settings, host: str, port: int) -> None:
         print(f"overmind-mcp: new bearer token (kept in {token_path}, mode 0600):\n{token}", file=sys.stderr)
     print(f"overmind-mcp: serving {url} (Authorization: Bearer <the token in {token_path}>)", file=sys.stderr)
     print(f"overmind-mcp: dashboard at {http.base_url(sock)}/ (`overmind dashboard` logs you in)", file=sys.stderr)
-    async with Supervisor.running(settings) as supervisor, anyio.create_task_group() as task_group:
+    async with supervising(settings) as supervisor, anyio.create_task_group() as task_group:
         supervisor.credentials.allow_root(token)
         supervisor.delegation_url = url
         task_group.start_soon(_stop_on_signals, task_group.cancel_scope, None)

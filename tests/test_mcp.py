@@ -34,6 +34,8 @@ TOOLS = [
     "merge",
     "conflicts",
     "discard",
+    "blueprint_run",
+    "blueprint_validate",
 ]
 
 

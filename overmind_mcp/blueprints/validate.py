@@ -85,14 +85,17 @@ class BlueprintInvalid(InvalidRequest):
         super().__init__(f"the blueprint has {len(problems)} problem{'s' * (len(problems) != 1)}:\n{listed}")
 
 
-def read_source(path: str | None, toml: str | None) -> tuple[str, str | None]:
-    """The blueprint's text and its file (None when given inline); exactly one of the two is given."""
+def read_source(path: str | None, toml: str | None, *, base: Path) -> tuple[str, str | None]:
+    """The blueprint's text and its file (None when given inline); exactly one of the two is given.
+
+    A relative path is relative to `base` (the project).
+    """
     if (path is None) == (toml is None):
         raise InvalidRequest("give exactly one of `path` (a blueprint file) or `toml` (its text)")
     if toml is not None:
         return toml, None
     assert path is not None
-    file = Path(path).expanduser()
+    file = base / Path(path).expanduser()
     try:
         return file.read_text(encoding="utf-8"), str(file.resolve())
     except FileNotFoundError:
