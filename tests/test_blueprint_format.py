@@ -159,7 +159,8 @@ def test_a_template_may_read_only_what_the_agent_depends_on() -> None:
     [problem] = problems_of(text)
     assert "'a' is not a dependency of 'b': add it to depends_on" in problem
     # Through another dependency is fine: the value is there before b starts.
-    load(text.replace('"\n[agents.b]', '"\n[agents.m]\nprompt = "m"\ndepends_on = ["a"]\n[agents.b]') + 'depends_on = ["m"]\n')
+    through = text.replace('"\n[agents.b]', '"\n[agents.m]\nprompt = "m"\ndepends_on = ["a"]\n[agents.b]')
+    load(through + 'depends_on = ["m"]\n')
 
 
 @pytest.mark.parametrize(
