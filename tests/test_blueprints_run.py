@@ -418,3 +418,51 @@ async def test_the_runs_log_and_ps_show_its_agents(runs: Supervisor) -> None:
         assert row is not None and row.provider == "blueprint" and row.spec.runner == "blueprint"
     finally:
         await store.close()
+
+
+async def test_the_fan_out_example_runs(runs: Supervisor) -> None:
+    path = EXAMPLES / "fan_out.toml"
+    result = await run(runs, path.read_text(), source=str(path))
+    assert result.status == "succeeded", result
+    nodes = nodes_of(result)
+    summaries = nodes["summarize"]["result"]
+    assert [summary.split(" and ")[0] for summary in summaries] == [
+        "MOCK REPLY to: Read overmind_mcp/blueprints/validate.py",
+        "MOCK REPLY to: Read overmind_mcp/blueprints/executor.py",
+        "MOCK REPLY to: Read overmind_mcp/blueprints/journal.py",
+    ]
+    assert all(summary in nodes["overview"]["result"] for summary in summaries)
+
+
+async def test_the_test_and_fix_example_loops_until_the_tests_pass(
+    runs: Supervisor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    (project / "test_calc.py").write_text("from calc import add\n\n\ndef test_add():\n    assert add(2, 2) == 4\n")
+    blueprint = project / "test_and_fix.toml"
+    blueprint.write_text((EXAMPLES / "test_and_fix.toml").read_text())
+    # The stand-in fixer: in round 1 it fixes the code but is not sure; in round 2 it says the tests pass.
+    fixer = tmp_path / "fixer.json"
+    fixer.write_text(
+        json.dumps(
+            {
+                "Round 1 of 3": ["append calc.py def add(a, b): return a + b", 'answer {"passed": false, "why": "?"}'],
+                "Round 2 of 3": ['answer {"passed": true}'],
+            }
+        )
+    )
+    monkeypatch.setenv("FAKE_CLAUDE_SCRIPT", str(fixer))
+    result = await run(runs, blueprint.read_text(), source=str(blueprint), within=60)
+    assert result.status == "succeeded", result
+    nodes = nodes_of(result)
+    assert nodes["test"]["status"] == "failed"
+    assert "assert 0 == 4" in nodes["test"]["result"]
+    assert (nodes["fix"]["status"], nodes["fix"]["attempts"], nodes["fix"]["output"]) == (
+        "succeeded",
+        2,
+        {"passed": True},
+    )
+    assert nodes["verify"]["status"] == "succeeded"
+    assert "1 passed" in nodes["verify"]["result"]
