@@ -27,7 +27,19 @@ from typing import Any
 
 import anyio
 
-from tools.bench import akasha, cold_start, dashboard, durability, ingest, rival, scale, spawn_overhead, tui, wakeup
+from tools.bench import (
+    akasha,
+    blueprints,
+    cold_start,
+    dashboard,
+    durability,
+    ingest,
+    rival,
+    scale,
+    spawn_overhead,
+    tui,
+    wakeup,
+)
 from tools.bench.common import RESULTS_DIR, ROOT, Config
 from tools.bench.report import table
 
@@ -45,6 +57,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "akasha": akasha.run_for_runner,
     "dashboard": dashboard.run,
     "tui": tui.run,
+    "blueprints": blueprints.run,
 }
 # These need npm and packages from its registry; quick mode runs them only when named in --only.
 NEEDS_NPM = frozenset({"rival"})
