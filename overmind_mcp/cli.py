@@ -80,11 +80,11 @@ async def serve_stdio(settings: Settings) -> None:
     from overmind_mcp.attach import serving
     from overmind_mcp.server import http
     from overmind_mcp.server.app import create_server
+    from overmind_mcp.server.hosting import supervising
     from overmind_mcp.server.lifetime import rooms
-    from overmind_mcp.supervision.supervisor import Supervisor
 
     async with (
-        Supervisor.running(settings) as supervisor,
+        supervising(settings) as supervisor,
         rooms(supervisor),
         anyio.create_task_group() as task_group,
     ):
@@ -109,8 +109,8 @@ async def serve_http(settings: Settings, host: str, port: int) -> None:
     from overmind_mcp.attach import serving
     from overmind_mcp.server import http
     from overmind_mcp.server.app import create_server
+    from overmind_mcp.server.hosting import supervising
     from overmind_mcp.server.lifetime import rooms
-    from overmind_mcp.supervision.supervisor import Supervisor
 
     settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
     token_path = settings.home / "http-token"
@@ -125,7 +125,7 @@ async def serve_http(settings: Settings, host: str, port: int) -> None:
     print(f"overmind-mcp: serving {url} (Authorization: Bearer <the token in {token_path}>)", file=sys.stderr)
     print(f"overmind-mcp: dashboard at {http.base_url(sock)}/ (`overmind dashboard` logs you in)", file=sys.stderr)
     async with (
-        Supervisor.running(settings) as supervisor,
+        supervising(settings) as supervisor,
         rooms(supervisor),
         anyio.create_task_group() as task_group,
     ):
@@ -169,12 +169,12 @@ async def serve_headless(settings: Settings) -> None:
     """
     from overmind_mcp.server import http
     from overmind_mcp.server.app import create_server
+    from overmind_mcp.server.hosting import supervising
     from overmind_mcp.server.lifetime import rooms
-    from overmind_mcp.supervision.supervisor import Supervisor
 
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with (
-            Supervisor.running(settings) as supervisor,
+            supervising(settings) as supervisor,
             rooms(supervisor),
             anyio.create_task_group() as task_group,
         ):

@@ -59,6 +59,7 @@ class SpawnRequest(BaseModel):
     isolation: Literal["none", "worktree"] = "none"
     base: str | None = None
     worktree_cleanup: WorktreeCleanup | None = None
+    json_schema: dict[str, Any] | None = None
 
 
 class Spawned(BaseModel):
@@ -145,6 +146,9 @@ class MissionResult(BaseModel):
     num_turns: int | None = None
     usage: Usage | None = None
     permission_denials: list[dict[str, Any]] = []
+    output: Any = Field(
+        default=None, description="the answer as JSON: a json_schema task's, or each node of a blueprint run"
+    )
     started_at: str | None = None
     ended_at: str | None = None
     restarts: int = 0

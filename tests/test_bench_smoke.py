@@ -12,10 +12,20 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OFFLINE = ["spawn", "wakeup", "ingest", "scale", "cold_start", "durability", "akasha", "tui"]
+OFFLINE = ["spawn", "wakeup", "ingest", "scale", "cold_start", "durability", "akasha", "tui", "blueprints"]
 ROW_KEYS = {"metric", "ours", "baseline", "baseline_name", "unit", "diff", "ratio", "spread", "target", "met"}
 # Figures per benchmark (the list): how many rows each must report, at least.
-MIN_ROWS = {"spawn": 7, "wakeup": 2, "ingest": 2, "scale": 3, "cold_start": 1, "durability": 4, "akasha": 2, "tui": 3}
+MIN_ROWS = {
+    "spawn": 7,
+    "wakeup": 2,
+    "ingest": 2,
+    "scale": 3,
+    "cold_start": 1,
+    "durability": 4,
+    "akasha": 2,
+    "tui": 3,
+    "blueprints": 3,
+}
 
 
 def test_quick_run_reports_every_figure(tmp_path: Path) -> None:

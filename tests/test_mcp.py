@@ -38,6 +38,8 @@ TOOLS = [
     "schedules",
     "unschedule",
     "pause_schedule",
+    "blueprint_run",
+    "blueprint_validate",
 ]
 
 

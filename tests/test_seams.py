@@ -85,6 +85,7 @@ class TaskHandle:
 
 class MemoryRunner:
     name = "local"  # stands in for the local runner
+    takes_slot = True
 
     def __init__(self, task_group: anyio.abc.TaskGroup) -> None:
         self.task_group = task_group

@@ -38,7 +38,18 @@ directive                   effect
 ``ignore <SIGTERM|SIGINT>`` ignore that signal from now on
 ``write_exit_time <path>``  write ``time.time_ns()`` to the file just before the process exits
 ``env <NAME>``              append ``NAME=<value>`` (or ``NAME=<unset>``) to the final answer
+``append <path> <text>``    append the text and a newline to a file (relative to the cwd): a side effect
+                            a test can count
 ==========================  ============================================================================
+
+A script may also come from outside the prompt: ``$FAKE_CLAUDE_SCRIPT`` names a JSON file that maps
+prompt fragments to lists of directives (``{"Research": ["answer 42"]}``); a prompt that contains a
+fragment gets its directives (the first fragment found, in the file's order), before its own.
+
+With ``--json-schema`` the final answer must be JSON, as the real CLI makes the model answer through
+its ``StructuredOutput`` tool: a JSON answer is printed as that tool's call, and the result line carries
+it as ``structured_output``; any other answer ends in ``error_max_structured_output_retries``. (The
+schema itself is not checked: that is the caller's job, with the standard library alone here.)
 
 An error result ends a one-shot ``-p`` run with exit code 1. A stream-json session goes on, and exits 1
 at end of input if its last result was an error, as the real CLI does.
@@ -127,10 +138,11 @@ OPTION_SPECS = (
     "--permission-mode <mode>|--max-turns <turns>|--max-budget-usd <amount>|--append-system-prompt <prompt>|"
     "--system-prompt <prompt>|--session-id <uuid>|-r, --resume [value]|--fork-session|--mcp-config <configs...>|"
     "--strict-mcp-config|--include-partial-messages|--add-dir <directories...>|--settings <file-or-json>|--bare|"
-    "--no-session-persistence|--dangerously-skip-permissions|-h, --help|-v, --version|"
+    "--no-session-persistence|--dangerously-skip-permissions|--json-schema <schema>|-h, --help|"
+    "-v, --version|"
     # ignored
     "--allow-dangerously-skip-permissions|-c, --continue|--fallback-model <model>|--effort <level>|"
-    "--json-schema <schema>|--tools <tools...>|--setting-sources <sources>|--agent <agent>|--agents <json-or-file>|"
+    "--tools <tools...>|--setting-sources <sources>|--agent <agent>|--agents <json-or-file>|"
     "--betas <betas...>|-n, --name <name>|--permission-prompt-tool <tool>|--append-system-prompt-file <file>|"
     "--system-prompt-file <file>|--replay-user-messages|--include-hook-events|--disable-slash-commands|"
     "--exclude-dynamic-system-prompt-sections|--forward-subagent-text|-d, --debug [filter]|--debug-file <path>|"
@@ -363,6 +375,13 @@ def _signal(args: str) -> signal.Signals:
     return signal.Signals[args]
 
 
+def _path_and_text(args: str) -> tuple[str, str]:
+    path, _, text = args.partition(" ")
+    if not path:
+        raise ValueError("takes a path and a text")
+    return path, text
+
+
 def _call(args: str) -> tuple[str, dict[str, Any]]:
     name, _, raw = args.partition(" ")
     tool_input = json.loads(raw) if raw.strip() else {}
@@ -377,10 +396,26 @@ VERBS = {
     **dict.fromkeys(("turns", "api_retry", "exit"), _count),
     **dict.fromkeys(("sleep", "flood", "cost"), _amount),
     **dict.fromkeys(("write_exit_time", "env"), _word),
+    "append": _path_and_text,
     "tool": _call,
     "mcp": _call,
     "ignore": _signal,
 }
+
+
+def scripted(prompt: str) -> str:
+    """The prompt with the directives $FAKE_CLAUDE_SCRIPT gives it (see the module's docstring)."""
+    path = os.environ.get("FAKE_CLAUDE_SCRIPT")
+    if not path:
+        return prompt
+    try:
+        script = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ScriptError(f"fake_claude: cannot read $FAKE_CLAUDE_SCRIPT {path}: {exc}") from exc
+    for fragment, directives in script.items():
+        if fragment in prompt:
+            return "\n".join([*(f"fake: {directive}" for directive in directives), prompt])
+    return prompt
 
 
 def parse_script(prompt: str) -> tuple[list[tuple[str, Any]], str]:
@@ -776,7 +811,7 @@ class FakeClaude:
         self._record({"type": "user", "message": message, "uuid": new_uuid(), "timestamp": timestamp()})
         try:
             try:
-                steps, text = parse_script(prompt)
+                steps, text = parse_script(scripted(prompt))
             except ScriptError as exc:
                 raise Stop("error_during_execution", "model_error", str(exc)) from exc
             for verb, arg in steps:
@@ -785,10 +820,11 @@ class FakeClaude:
             self.check()
             answer = turn.answer if turn.answer is not None else f"MOCK REPLY to: {text}" if text else "Done."
             answer = "\n".join([answer.replace("{last}", self.last_tool_text), *turn.env_lines])
+            structured = self._structured_output(answer) if "json_schema" in self.opts else None
             self._assistant({"type": "text", "text": answer})
             self._close_request("end_turn")
             self._check_budget()
-            self._result("success", turn.stop_reason, "completed", result=answer)
+            self._result("success", turn.stop_reason, "completed", result=answer, structured=structured)
         except Stop as stop:
             self._result(stop.subtype, turn.stop_reason, stop.terminal_reason, errors=[stop.error])
         except ApiError as error:
@@ -799,6 +835,21 @@ class FakeClaude:
         if self.pending_interrupt:  # it came too late to stop anything
             self._control_response(self.pending_interrupt)
             self.pending_interrupt = None
+
+    def _structured_output(self, answer: str) -> Any:
+        """The answer as the StructuredOutput tool's call, as --json-schema makes the model give it."""
+        try:
+            structured = json.loads(answer)
+        except ValueError:
+            raise Stop(
+                "error_max_structured_output_retries",
+                "structured_output_retry_exhausted",
+                "the model never called the StructuredOutput tool with valid JSON",
+            ) from None
+        tool_use_id = self._tool_use("StructuredOutput", structured)
+        text = "Structured output provided successfully"
+        self._tool_result(tool_use_id, text, {"data": text, "structured_output": structured}, "rule", None)
+        return structured
 
     def _aborted(self, cause: str) -> None:
         turn = self.turn
@@ -989,6 +1040,7 @@ class FakeClaude:
         errors: list[str] | None = None,
         is_error: bool | None = None,
         usage: tuple[int, int] | None = None,
+        structured: Any = None,
     ) -> None:
         """Print the turn's result line, with keys in the CLI's order, and record the session's costs."""
         turn = self.turn
@@ -1035,6 +1087,8 @@ class FakeClaude:
                 "time_to_request_ms": turn.first_request_ms,
                 "first_content_frame_ms": turn.first_block_ms,
             }
+        if structured is not None:
+            line["structured_output"] = structured
         line |= {"queued_turn_count": 0, "result_index": self.result_index}
         if self.format == "stream-json":
             self.emit(line | {"model_usage_since_last_result": since_last})
@@ -1320,6 +1374,11 @@ class FakeClaude:
 
     def do_write_exit_time(self, path: str) -> None:
         self.exit_time_path = path
+
+    def do_append(self, arg: tuple[str, str]) -> None:
+        path, text = arg
+        with (Path(self.cwd) / path).open("a", encoding="utf-8") as file:
+            file.write(text + "\n")
 
 
 class McpCall:

@@ -38,6 +38,8 @@ _VERBS: dict[str, tuple[str, str]] = {
     "send": ("remote", "send"),
     "ritual": ("rituals", "ritual"),
     "quest": ("rituals", "quest"),
+    "agents": ("blueprints", "agents"),
+    "apply": ("blueprints", "apply"),
 }
 
 # For `overmind-mcp <verb>`: the server's own command can hand these to `main`.
@@ -214,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard = verb("dashboard", "print (and open, where a browser can show it) a one-time login link to the web UI")
     dashboard.add_argument("--no-open", dest="open", action="store_false", help="print the link only")
     dashboard.add_argument("--server", metavar="ID", help="the server whose dashboard to use (default: the newest)")
+    agents = verb("agents", "a blueprint's agents in the order they run (layers run at once), or its every problem")
+    agents.add_argument("file", metavar="FILE", help="the blueprint (TOML)")
+    apply = verb("apply", "run a blueprint through a live server (or say how to)")
+    apply.add_argument("file", metavar="FILE", help="the blueprint (TOML)")
+    apply.add_argument("--var", action="append", metavar="NAME=VALUE", help="a value for one of its [vars]")
     return parser
 
 

@@ -86,6 +86,8 @@ class Result:
     permission_denials: list[dict[str, Any]]
     terminal_reason: str | None
     result_index: int | None
+    # The answer as JSON, when the run was asked for one (--json-schema).
+    structured_output: Any = None
 
 
 @dataclass(slots=True)

@@ -59,6 +59,8 @@ class ClaudeTask(BaseModel):
     resume: str | None = None
     delegate: bool | None = None
     recall_into_prompt: bool = False
+    # The JSON Schema its final answer must match (the CLI's --json-schema).
+    json_schema: dict[str, Any] | None = None
 
 
 class CommandTask(BaseModel):
@@ -70,7 +72,21 @@ class CommandTask(BaseModel):
     argv: list[str]
 
 
-Task = Annotated[ClaudeTask | CommandTask, Field(discriminator="kind")]
+class BlueprintTask(BaseModel):
+    """A pipeline of missions (its children) run by the server itself, from a blueprint's TOML text."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["blueprint"] = "blueprint"
+    blueprint: str
+    source: str | None = None
+    vars: dict[str, Any] = {}
+    # The run's budget in dollars caps its whole subtree, as a Claude task's does.
+    max_budget_usd: float | None = None
+
+
+AnyTask = ClaudeTask | CommandTask | BlueprintTask
+Task = Annotated[AnyTask, Field(discriminator="kind")]
 
 
 class MissionSpec(BaseModel):
@@ -93,7 +109,7 @@ class MissionSpec(BaseModel):
 
     @property
     def max_budget_usd(self) -> float | None:
-        return self.task.max_budget_usd if isinstance(self.task, ClaudeTask) else None
+        return self.task.max_budget_usd if isinstance(self.task, ClaudeTask | BlueprintTask) else None
 
     @property
     def max_turns(self) -> int | None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from overmind_mcp.core.spec import ClaudeTask, CommandTask
+from overmind_mcp.core.spec import AnyTask
 from overmind_mcp.errors import InvalidRequest
 from overmind_mcp.providers.base import Provider
+from overmind_mcp.providers.blueprint import BlueprintProvider
 from overmind_mcp.providers.claude import ClaudeProvider
 from overmind_mcp.providers.command import CommandProvider
 
@@ -21,9 +22,9 @@ class Providers:
 
     @classmethod
     def default(cls, claude_bin: str) -> Providers:
-        return cls([ClaudeProvider(claude_bin), CommandProvider()])
+        return cls([ClaudeProvider(claude_bin), CommandProvider(), BlueprintProvider()])
 
-    def for_task(self, task: ClaudeTask | CommandTask) -> Provider:
+    def for_task(self, task: AnyTask) -> Provider:
         for provider in self._by_kind.values():
             if provider.handles(task):
                 return provider

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from overmind_mcp.core.events import Event, Result
 from overmind_mcp.core.exits import ExitStatus
-from overmind_mcp.core.spec import ClaudeTask, CommandTask
+from overmind_mcp.core.spec import AnyTask
 from overmind_mcp.core.status import Status
 
 
@@ -63,15 +63,15 @@ class Provider(Protocol):
     sessions: SessionCodec | None
     """How its live sessions take turns; None if it has none."""
 
-    def handles(self, task: ClaudeTask | CommandTask) -> bool: ...
+    def handles(self, task: AnyTask) -> bool: ...
 
-    def can_delegate(self, task: ClaudeTask | CommandTask) -> bool | None:
+    def can_delegate(self, task: AnyTask) -> bool | None:
         """Whether the task asked to call back in (None: by default, if allowed); False if it cannot."""
         ...
 
     def plan(
         self,
-        task: ClaudeTask | CommandTask,
+        task: AnyTask,
         *,
         delegation: Delegation | None = None,
         restart: Restart | None = None,

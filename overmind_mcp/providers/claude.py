@@ -26,7 +26,7 @@ from overmind_mcp.core.events import (
     Unknown,
 )
 from overmind_mcp.core.exits import ExitStatus
-from overmind_mcp.core.spec import ClaudeTask, CommandTask, PermissionMode, PermissionPrompts
+from overmind_mcp.core.spec import AnyTask, ClaudeTask, PermissionMode, PermissionPrompts
 from overmind_mcp.core.status import Status
 from overmind_mcp.providers.base import Delegation, LaunchPlan, Restart
 
@@ -56,6 +56,7 @@ class ClaudeOptions(BaseModel):
     resume: str | None = None
     mcp_config: list[str] = []
     strict_mcp_config: bool = False
+    json_schema: dict[str, Any] | None = None
     # A live session reads its turns as stream-json user messages on stdin.
     session: bool = False
 
@@ -87,6 +88,8 @@ def build_argv(claude_bin: str, options: ClaudeOptions) -> list[str]:
     argv.extend(f"--mcp-config={config}" for config in options.mcp_config)
     if options.strict_mcp_config:
         argv.append("--strict-mcp-config")
+    if options.json_schema is not None:
+        argv.append(f"--json-schema={json.dumps(options.json_schema, separators=(',', ':'))}")
     if options.prompt is not None and not options.session:
         argv += ["--", options.prompt]
     return argv
@@ -201,6 +204,7 @@ def _result(data: dict[str, Any]) -> Result:
         permission_denials=[d for d in data.get("permission_denials") or [] if isinstance(d, dict)],
         terminal_reason=_str_or_none(data.get("terminal_reason")),
         result_index=data.get("result_index") if isinstance(data.get("result_index"), int) else None,
+        structured_output=data.get("structured_output"),
     )
 
 
@@ -255,16 +259,16 @@ class ClaudeProvider:
         self.claude_bin = claude_bin
         self.sessions = _SessionCodec()
 
-    def handles(self, task: ClaudeTask | CommandTask) -> bool:
+    def handles(self, task: AnyTask) -> bool:
         return isinstance(task, ClaudeTask)
 
-    def can_delegate(self, task: ClaudeTask | CommandTask) -> bool | None:
+    def can_delegate(self, task: AnyTask) -> bool | None:
         assert isinstance(task, ClaudeTask)
         return task.delegate
 
     def plan(
         self,
-        task: ClaudeTask | CommandTask,
+        task: AnyTask,
         *,
         delegation: Delegation | None = None,
         restart: Restart | None = None,
@@ -294,6 +298,7 @@ class ClaudeProvider:
             resume=resume,
             mcp_config=mcp_config,
             session=task.session,
+            json_schema=task.json_schema,
         )
         return LaunchPlan(argv=build_argv(self.claude_bin, options), env=env, stdin_pipe=task.session)
 

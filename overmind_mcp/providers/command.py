@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from overmind_mcp.core.events import Event, PlainText, Result
 from overmind_mcp.core.exits import ExitStatus
-from overmind_mcp.core.spec import ClaudeTask, CommandTask
+from overmind_mcp.core.spec import AnyTask, CommandTask
 from overmind_mcp.core.status import Status
 from overmind_mcp.providers.base import Delegation, LaunchPlan, Restart
 
@@ -20,15 +20,15 @@ class CommandProvider:
     structured_output = False
     sessions = None
 
-    def handles(self, task: ClaudeTask | CommandTask) -> bool:
+    def handles(self, task: AnyTask) -> bool:
         return isinstance(task, CommandTask)
 
-    def can_delegate(self, task: ClaudeTask | CommandTask) -> bool | None:
+    def can_delegate(self, task: AnyTask) -> bool | None:
         return False
 
     def plan(
         self,
-        task: ClaudeTask | CommandTask,
+        task: AnyTask,
         *,
         delegation: Delegation | None = None,
         restart: Restart | None = None,

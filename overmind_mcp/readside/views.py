@@ -50,6 +50,7 @@ def result_of(row: MissionRow, mission: Mission | None, *, text_limit: int) -> M
         num_turns=record.get("num_turns"),
         usage=Usage.model_validate(usage) if isinstance(usage, dict) else None,
         permission_denials=record.get("permission_denials", []),
+        output=record.get("structured_output"),
         started_at=iso(row.started_at),
         ended_at=iso(row.ended_at),
         restarts=row.restarts,
@@ -70,6 +71,7 @@ def record_of(result: Result) -> dict[str, Any]:
         "usage": result.usage,
         "permission_denials": result.permission_denials,
         "terminal_reason": result.terminal_reason,
+        "structured_output": result.structured_output,
     }
 
 

@@ -70,6 +70,8 @@ class Handle(Protocol):
 
 class Runner(Protocol):
     name: str
+    takes_slot: bool
+    """Whether its missions count against max_concurrent (a run inside the server holds no process)."""
 
     async def start(self, launch: Launch) -> Handle: ...
 

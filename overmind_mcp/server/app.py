@@ -12,6 +12,7 @@ from pydantic import Field
 from overmind_mcp import __version__, prompts
 from overmind_mcp.server import resources
 from overmind_mcp.server import toolset as tools
+from overmind_mcp.server.hosting import supervising
 from overmind_mcp.server.lifetime import rooms
 from overmind_mcp.settings import Settings
 from overmind_mcp.supervision.supervisor import Supervisor
@@ -22,7 +23,8 @@ at once; wait blocks until children end or a timeout passes (a timeout is a norm
 result gives a child's final answer, errors and cost; kill ends children and their subtrees; ps lists missions
 (tree=true for the whole tree); logs pages through a child's output. Ids and names are interchangeable.
 remember, recall and forget are a memory shared with your children and later sessions: recall before
-starting work, remember decisions and findings. The orchestrate prompt teaches the whole loop.
+starting work, remember decisions and findings. blueprint_run runs a pipeline of agents from a TOML file
+(blueprint_validate checks one). The orchestrate prompt teaches the whole loop.
 """
 
 
@@ -39,7 +41,7 @@ def create_server(settings: Settings | None = None, *, supervisor: Supervisor | 
         if supervisor is not None:
             yield supervisor
             return
-        async with Supervisor.running(settings) as own, rooms(own):
+        async with supervising(settings) as own, rooms(own):
             yield own
 
     server: MCPServer[Supervisor] = MCPServer(

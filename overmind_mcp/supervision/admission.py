@@ -8,9 +8,11 @@ until its inputs exist without a queue of its own.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
+from overmind_mcp.core.spec import MissionSpec
 from overmind_mcp.core.status import Status
+from overmind_mcp.runners.base import Runner
 from overmind_mcp.settings import Settings
 from overmind_mcp.supervision.mission import Mission
 from overmind_mcp.supervision.roster import Roster
@@ -20,17 +22,26 @@ Starter = Callable[[Mission], Awaitable[None]]
 
 
 class Admission:
-    def __init__(self, settings: Settings, roster: Roster) -> None:
+    def __init__(self, settings: Settings, roster: Roster, runners: Mapping[str, Runner]) -> None:
         self._settings = settings
         self._roster = roster
+        self._runners = runners
         self._queue: deque[Mission] = deque()
         self._gates: list[Gate] = []
         self.closing = False
 
     def full(self) -> bool:
         """Whether max_concurrent missions already hold a process (or are between two runs)."""
-        holding = sum(mission.row.status != Status.QUEUED for mission in self._roster)
+        holding = sum(mission.row.status != Status.QUEUED and self.takes_slot(mission.spec) for mission in self._roster)
         return holding >= self._settings.max_concurrent
+
+    def must_queue(self, spec: MissionSpec) -> bool:
+        """Whether a new mission with this spec waits in the queue rather than starting now."""
+        return self.takes_slot(spec) and self.full()
+
+    def takes_slot(self, spec: MissionSpec) -> bool:
+        runner = self._runners.get(spec.runner)
+        return runner is None or runner.takes_slot
 
     def enqueue(self, mission: Mission) -> None:
         self._queue.append(mission)

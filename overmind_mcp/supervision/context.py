@@ -39,7 +39,7 @@ class Context:
     delegation_url: str | None = None
 
     def __post_init__(self) -> None:
-        self.admission = Admission(self.settings, self.roster)
+        self.admission = Admission(self.settings, self.roster, self.runners)
 
     def runner(self, name: str) -> Runner:
         try:

@@ -25,6 +25,7 @@ _CLAUDE_ONLY = (
     "max_budget_usd",
     "append_system_prompt",
     "resume",
+    "json_schema",
 )
 _CLAUDE_ONLY_FLAGS = ("allowed_tools", "disallowed_tools", "recall_into_prompt", "delegate", "session")
 
@@ -89,11 +90,14 @@ def within_parent(
     *,
     siblings: int,
     subtree_cost: float,
+    grantor: MissionRow | None = None,
 ) -> SpawnRequest:
     """The request checked against the limits, with what it did not ask for inherited from its parent.
 
-    `siblings` is how many children the parent has started so far; `subtree_cost` what its
-    whole subtree has cost, which a parent's budget caps.
+    `siblings` is how many children the parent has started so far. `grantor` is the mission
+    whose privileges the child inherits (the parent, unless the parent grants nothing of its
+    own, as a blueprint run does); `subtree_cost` what the grantor's whole subtree has cost,
+    which its budget caps.
     """
     if request.permission_mode == "bypassPermissions" and not settings.allow_bypass:
         raise Refused(
@@ -102,18 +106,11 @@ def within_parent(
         )
     if parent is None:
         return request
-    if parent.depth + 1 >= settings.max_depth:
-        raise Refused(
-            f"depth limit: {parent.name!r} is at depth {parent.depth} and max_depth is "
-            f"{settings.max_depth}; do this work yourself instead of delegating it"
-        )
-    if siblings >= settings.max_children:
-        raise Refused(
-            f"fan-out limit: {parent.name!r} already has {siblings} children (max_children {settings.max_children})"
-        )
-    if not isinstance(parent.spec.task, ClaudeTask):
+    room_for_child(parent, settings, siblings=siblings)
+    grantor = parent if grantor is None else grantor
+    if not isinstance(grantor.spec.task, ClaudeTask):
         return request
-    granted = {**parent.spec.task.model_dump(), "timeout_s": parent.spec.timeout_s}
+    granted = {**grantor.spec.task.model_dump(), "timeout_s": grantor.spec.timeout_s}
     inherited: dict[str, Any] = {}
     if granted.get("allowed_tools"):
         extra = set(request.allowed_tools) - set(granted["allowed_tools"])
@@ -134,12 +131,27 @@ def within_parent(
     if granted.get("max_budget_usd") is not None:
         left = round(granted["max_budget_usd"] - subtree_cost, 6)
         if left <= 0:
-            raise Refused(f"budget exhausted: {parent.name!r}'s subtree has spent ${subtree_cost:.4f} of its budget")
+            raise Refused(f"budget exhausted: {grantor.name!r}'s subtree has spent ${subtree_cost:.4f} of its budget")
         if request.max_budget_usd is not None and request.max_budget_usd > left:
             raise Refused(f"max_budget_usd {request.max_budget_usd} is more than the parent's remaining ${left:.4f}")
         inherited["max_budget_usd"] = request.max_budget_usd or left
-    if granted.get("timeout_s") and parent.started_at:
-        left = granted["timeout_s"] - (time.time() - parent.started_at)
+    if granted.get("timeout_s") and grantor.started_at:
+        left = granted["timeout_s"] - (time.time() - grantor.started_at)
         if request.timeout_s is None or request.timeout_s > left:
             inherited["timeout_s"] = max(left, 0.001)
     return request.model_copy(update=inherited)
+
+
+def room_for_child(parent: MissionRow | None, settings: Settings, *, siblings: int) -> None:
+    """Refuses a child that would go past the tree's depth or its parent's fan-out limit."""
+    if parent is None:
+        return
+    if parent.depth + 1 >= settings.max_depth:
+        raise Refused(
+            f"depth limit: {parent.name!r} is at depth {parent.depth} and max_depth is "
+            f"{settings.max_depth}; do this work yourself instead of delegating it"
+        )
+    if siblings >= settings.max_children:
+        raise Refused(
+            f"fan-out limit: {parent.name!r} already has {siblings} children (max_children {settings.max_children})"
+        )

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from overmind_mcp.bus import MissionSpawned
+from overmind_mcp.core.spec import BlueprintTask, MissionSpec
 from overmind_mcp.core.status import Status
 from overmind_mcp.errors import Conflict, ShuttingDown
 from overmind_mcp.identity import Caller
@@ -35,16 +36,34 @@ class Spawning:
         limits.task_kind(request)  # a request of the wrong shape is refused before anything is looked up
         parent = await self._parent_for(request.parent, caller)
         siblings = len(await ctx.store.missions(parent_id=parent.id)) if parent else 0
-        subtree_cost = await self._tree.subtree_cost(parent) if parent else 0.0
-        request = limits.within_parent(request, parent, ctx.settings, siblings=siblings, subtree_cost=subtree_cost)
+        # A parent that grants nothing of its own (a blueprint run) passes on what its own parent may do.
+        grantor = await self._grantor(parent)
+        subtree_cost = await self._tree.subtree_cost(grantor) if grantor else 0.0
+        request = limits.within_parent(
+            request, parent, ctx.settings, siblings=siblings, subtree_cost=subtree_cost, grantor=grantor
+        )
         if request.recall_into_prompt and request.prompt:
             request = await self._with_memories(request, parent)
         spec = limits.spec_of(request)
-        mission_id, name = new_id(), check_name(request.name) if request.name else new_name()
+        return await self._place(spec, request.name, request.cwd, parent)
+
+    async def start(
+        self, spec: MissionSpec, *, name: str | None, cwd: str | None, parent: str | None, caller: Caller
+    ) -> Spawned:
+        """A mission from a spec made by the server itself (a blueprint run), under the caller or `parent`."""
+        row = await self._parent_for(parent, caller)
+        siblings = len(await self._ctx.store.missions(parent_id=row.id)) if row else 0
+        limits.room_for_child(row, self._ctx.settings, siblings=siblings)
+        return await self._place(spec, name, cwd, row)
+
+    async def _place(self, spec: MissionSpec, name: str | None, cwd: str | None, parent: MissionRow | None) -> Spawned:
+        """Place, store and start (or queue) a mission whose spec has passed every check."""
+        ctx = self._ctx
+        mission_id, chosen = new_id(), check_name(name) if name else new_name()
         provider = ctx.providers.for_task(spec.task)
         ctx.runner(spec.runner)  # refuses an unknown runner before anything is made
-        cwd = await ctx.workspace(spec.workspace).prepare(
-            Placement(mission_id, name, request.cwd, Path(parent.cwd) if parent else None, spec)
+        directory_cwd = await ctx.workspace(spec.workspace).prepare(
+            Placement(mission_id, chosen, cwd, Path(parent.cwd) if parent else None, spec)
         )
         directory = ctx.settings.missions_dir / mission_id
         directory.mkdir(mode=0o700)
@@ -53,14 +72,14 @@ class Spawning:
             path.touch(mode=0o600)
         row = MissionRow(
             id=mission_id,
-            name=name,
+            name=chosen,
             parent_id=parent.id if parent else None,
             root_id=parent.root_id if parent else mission_id,
             depth=parent.depth + 1 if parent else 0,
             provider=provider.kind,
             spec=spec,
-            cwd=str(cwd),
-            status=Status.QUEUED if ctx.admission.full() else Status.RUNNING,
+            cwd=str(directory_cwd),
+            status=Status.QUEUED if ctx.admission.must_queue(spec) else Status.RUNNING,
             output_path=str(directory / "output.jsonl"),
             stderr_path=str(directory / "stderr.log"),
             created_at=time.time(),
@@ -71,7 +90,7 @@ class Spawning:
                 await ctx.store.insert(row)
                 break
             except Conflict:
-                if request.name:
+                if name:
                     raise
                 row.name = new_name()
         mission = self._life.track(row)
@@ -101,4 +120,10 @@ class Spawning:
         live = self._ctx.roster.live(parent.id)
         if live is not None and live.stop_reason is not None:
             raise Conflict(f"parent {parent.name!r} is being stopped; it cannot take new children")
+        return parent
+
+    async def _grantor(self, parent: MissionRow | None) -> MissionRow | None:
+        """The nearest of `parent` and its ancestors whose privileges its children inherit."""
+        while parent is not None and isinstance(parent.spec.task, BlueprintTask):
+            parent = await self._read.row(parent.parent_id) if parent.parent_id else None
         return parent

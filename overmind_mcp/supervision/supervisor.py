@@ -19,6 +19,7 @@ from overmind_mcp import __version__
 from overmind_mcp.akasha import FILENAME as AKASHA_FILENAME
 from overmind_mcp.akasha import Akasha
 from overmind_mcp.bus import EventBus, ProgressMade
+from overmind_mcp.core.spec import MissionSpec
 from overmind_mcp.core.status import Status
 from overmind_mcp.errors import Conflict, InvalidRequest
 from overmind_mcp.identity import ROOT, Caller, Credentials
@@ -163,6 +164,18 @@ class Supervisor:
 
     async def spawn(self, request: SpawnRequest, caller: Caller = ROOT) -> Spawned:
         return await self.spawning.spawn(request, caller)
+
+    async def start(
+        self,
+        spec: MissionSpec,
+        *,
+        name: str | None = None,
+        cwd: str | None = None,
+        parent: str | None = None,
+        caller: Caller = ROOT,
+    ) -> Spawned:
+        """A mission from a spec made by the server itself (a blueprint run): placed, stored, started."""
+        return await self.spawning.start(spec, name=name, cwd=cwd, parent=parent, caller=caller)
 
     async def kill(
         self, refs: Sequence[str], *, cascade: bool = True, force: bool = False, caller: Caller = ROOT

@@ -29,6 +29,7 @@ import anyio
 
 from tools.bench import (
     akasha,
+    blueprints,
     cold_start,
     dashboard,
     durability,
@@ -58,6 +59,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "dashboard": dashboard.run,
     "tui": tui.run,
     "rituals": rituals.run,
+    "blueprints": blueprints.run,
 }
 # These need npm and packages from its registry; quick mode runs them only when named in --only.
 NEEDS_NPM = frozenset({"rival"})

@@ -13,6 +13,7 @@ from overmind_mcp.runners.local.process import ChildProcess, find_leader, kill_l
 
 class LocalRunner:
     name = "local"
+    takes_slot = True
 
     async def start(self, launch: Launch) -> Handle:
         return spawn(

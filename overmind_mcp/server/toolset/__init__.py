@@ -4,6 +4,8 @@ Each module holds one tool. `ALL` is the order `tools/list` shows them in.
 """
 
 from overmind_mcp.server.toolset import (
+    blueprint_run,
+    blueprint_validate,
     conflicts,
     discard,
     forget,
@@ -45,6 +47,8 @@ ALL: list[Tool] = [
     schedules.TOOL,
     unschedule.TOOL,
     unschedule.PAUSE_TOOL,
+    blueprint_run.TOOL,
+    blueprint_validate.TOOL,
 ]
 
 __all__ = ["ALL", "Tool"]
