@@ -15,6 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from overmind_mcp.bus import about
 from overmind_mcp.errors import Conflict, InvalidRequest, Refused, SpawnError
 from overmind_mcp.models import SpawnRequest
 from overmind_mcp.settings import Settings
@@ -23,7 +24,7 @@ from overmind_mcp.supervision.supervisor import Supervisor
 from overmind_mcp.workspaces.git import GitWorktreeWorkspace
 from overmind_mcp.workspaces.records import LeaseState
 from tests.conftest import assert_no_leftovers
-from tests.helpers import call, stdio_server
+from tests.helpers import call, stdio_server, until_printed
 from tests.test_supervisor_raw import until_gone
 
 pytestmark = pytest.mark.anyio
@@ -61,6 +62,13 @@ def repo(tmp_path: Path) -> Path:
     git(root, "add", ".")
     git(root, "commit", "-qm", "start")
     return root
+
+
+async def until_said(supervisor: Supervisor, mission_id: str, text: str, within: float = 20) -> None:
+    """Wait until a mission's log has a line containing `text`, woken by its output on the bus."""
+    with anyio.fail_after(within), supervisor.bus.subscribe(about({mission_id})) as news:
+        while not any(text in line for line in (await supervisor.logs(mission_id)).lines):
+            await news.next()
 
 
 def sh(script: str) -> list[str]:
@@ -165,7 +173,7 @@ async def test_a_rebase_in_progress_in_the_users_checkout_is_left_alone(supervis
     git(repo, "checkout", "-q", "main")
     (repo / "notes.txt").write_text("main\n")
     git(repo, "commit", "-qam", "main edit")
-    rebase = subprocess.run(["git", "rebase", "side"], cwd=repo, env=ENV, capture_output=True)
+    rebase = await anyio.run_process(["git", "rebase", "side"], cwd=repo, env=ENV, check=False)
     assert rebase.returncode != 0  # it stopped on the conflict, as a person's rebase would
     state = repo / ".git" / "rebase-merge"
     before = {path.name: path.read_bytes() for path in state.iterdir() if path.is_file()}
@@ -233,15 +241,14 @@ async def test_siblings_editing_the_same_lines_conflict_and_nothing_is_touched(
 
 async def test_conflicts_see_work_in_progress_before_it_is_committed(supervisor: Supervisor, repo: Path) -> None:
     requests = [
-        SpawnRequest(command=sh(f"echo {side} > notes.txt; sleep 30"), name=side, cwd=str(repo), isolation="worktree")
+        SpawnRequest(
+            command=sh(f"echo {side} > notes.txt; echo ready; sleep 30"), name=side, cwd=str(repo), isolation="worktree"
+        )
         for side in ("north", "south")
     ]
     spawned = [await supervisor.spawn(request) for request in requests]
-    with anyio.fail_after(10):
-        while not all(
-            (worktree_of(repo, s).joinpath("notes.txt").read_text() != "one\ntwo\nthree\n") for s in ("north", "south")
-        ):
-            await anyio.sleep(0.02)
+    for mission in spawned:
+        await until_said(supervisor, mission.id, "ready")
     found = await supervisor.conflicts(["north", "south"])
     assert [(pair.a, pair.b, pair.paths) for pair in found.conflicts] == [
         ("overmind/north", "overmind/south", ["notes.txt"])
@@ -281,12 +288,12 @@ async def test_a_child_works_in_its_isolated_parents_worktree_until_both_end(set
             SpawnRequest(command=["sleep", "30"], name="lead", cwd=str(repo), isolation="worktree")
         )
         child = await supervisor.spawn(
-            SpawnRequest(command=sh("pwd; echo child > child.txt; sleep 30"), name="helper", parent=parent.id)
+            SpawnRequest(
+                command=sh("pwd; echo child > child.txt; echo ready; sleep 30"), name="helper", parent=parent.id
+            )
         )
         path = worktree_of(repo, "lead")
-        with anyio.fail_after(10):
-            while not (path / "child.txt").exists():
-                await anyio.sleep(0.02)
+        await until_said(supervisor, child.id, "ready")
         with pytest.raises(Refused, match="isolated"):
             await supervisor.spawn(SpawnRequest(command=["true"], parent=parent.id, isolation="none"))
         with pytest.raises(InvalidRequest, match="outside"):
@@ -296,7 +303,7 @@ async def test_a_child_works_in_its_isolated_parents_worktree_until_both_end(set
         assert (await supervisor.result("lead")).change.state == "waiting"  # type: ignore[union-attr]
         assert (path / "child.txt").exists()
         await supervisor.kill([child.id])
-        assert (await supervisor.result("helper")).text == str(path)
+        assert (await supervisor.result("helper")).text == f"{path}\nready"
         lead = (await supervisor.result("lead")).change
         assert lead is not None and lead.state == "archived"
         assert git(repo, "show", "overmind/lead:child.txt") == "child"
@@ -308,16 +315,14 @@ async def test_a_child_asking_for_its_own_worktree_starts_from_its_parents_branc
 ) -> None:
     parent = await supervisor.spawn(
         SpawnRequest(
-            command=sh("echo lead >> app.py && git commit -qam lead && sleep 30"),
+            command=sh("echo lead >> app.py && git commit -qam lead && echo ready && sleep 30"),
             name="lead",
             cwd=str(repo),
             isolation="worktree",
             env=dict(ENV),
         )
     )
-    with anyio.fail_after(10):
-        while git(repo, "rev-list", "--count", "overmind/lead") != "2":
-            await anyio.sleep(0.02)
+    await until_said(supervisor, parent.id, "ready")
     child = await supervisor.spawn(
         SpawnRequest(
             command=sh("echo sub >> notes.txt && git commit -qam sub"),
@@ -391,15 +396,13 @@ async def test_discard_removes_an_ended_missions_work_on_request(supervisor: Sup
 async def test_a_server_sigkilled_mid_mission_loses_nothing(settings: Settings, repo: Path) -> None:
     settings.home.mkdir(parents=True)
     (repo / ".overmind.toml").write_text('[services.web]\ncommand = ["python3", "-m", "http.server", "{port}"]\n')
-    script = "echo draft > draft.txt; echo started; sleep 0.5; echo more >> draft.txt; sleep 2"
+    script = "echo draft > draft.txt; echo ready; sleep 0.5; echo more >> draft.txt; sleep 2"
     async with stdio_server(settings) as (client, process):
         spawned = await call(
             client, "spawn", command=sh(script), name="survivor", cwd=str(repo), isolation="worktree", env=ENV
         )
         mission = spawned["id"]
-        with anyio.fail_after(10):
-            while not (worktree_of(repo, "survivor") / "draft.txt").exists():
-                await anyio.sleep(0.02)
+        await until_printed(client, mission, "ready")
         process.send_signal(signal.SIGKILL)
         process.wait()
     # The server is gone; the mission goes on, then ends, while no server watches. Its service still runs.

@@ -37,8 +37,10 @@ _PRIVATE = frozenset({"CLAUDECODE"})
 
 
 def port_is_free(port: int) -> bool:
-    """Whether nothing on this machine listens on (or holds) `port` on the loopback address."""
+    """Whether nothing on this machine listens on `port` on the loopback address."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As servers bind: connections of an earlier run still closing (TIME_WAIT) do not make it busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
