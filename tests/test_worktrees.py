@@ -25,6 +25,7 @@ from overmind_mcp.workspaces.git import GitWorktreeWorkspace
 from overmind_mcp.workspaces.records import LeaseState
 from tests.conftest import assert_no_leftovers
 from tests.helpers import call, stdio_server, until_printed
+from tests.test_console import overmind, overmind_json
 from tests.test_supervisor_raw import until_gone
 
 pytestmark = pytest.mark.anyio
@@ -446,3 +447,35 @@ async def test_reconcile_adopts_a_worktree_no_record_knows_and_removes_merge_lef
         assert (await supervisor.worktrees.lease("known")).state == LeaseState.KEPT
         await supervisor.worktrees.discard("stray")
     assert "overmind/stray" not in branches(repo)
+
+
+async def test_the_overmind_command_lists_merges_and_discards_worktrees(settings: Settings, repo: Path) -> None:
+    async with Supervisor.running(settings) as supervisor:
+        await run(supervisor, repo, "done-work", "echo done >> app.py && git commit -qam done")
+        await run(supervisor, repo, "clash-a", "echo a > notes.txt && git commit -qam a", worktree_cleanup="keep")
+        await run(supervisor, repo, "clash-b", "echo b > notes.txt; echo new > new.txt", worktree_cleanup="keep")
+        await run(supervisor, repo, "nothing", "true")
+    listing = {entry["name"]: entry for entry in await overmind_json(settings, "worktrees")}
+    assert sorted(listing) == ["clash-a", "clash-b", "done-work"]  # `nothing` was removed: nothing to show
+    assert listing["done-work"]["mission_status"] == "succeeded"
+    assert (listing["done-work"]["change"]["state"], listing["done-work"]["change"]["commits_ahead"]) == ("archived", 1)
+    assert (listing["clash-b"]["change"]["uncommitted"], listing["clash-b"]["change"]["untracked"]) == (1, 1)
+    table = await overmind(settings, "worktrees")
+    assert "1 changed, 1 new" in table.stdout and "overmind/clash-b" in table.stdout
+    assert "nothing" in (await overmind(settings, "worktrees", "--all")).stdout
+    merged = await overmind(settings, "merge", "done-work", "--strategy", "squash")
+    assert merged.returncode == 0 and "main is now at" in merged.stdout, merged.stderr
+    assert (repo / "app.py").read_text() == "print('hello')\ndone\n"
+    assert (await overmind(settings, "merge", "clash-a")).returncode == 0
+    refused = await overmind(settings, "merge", "clash-b")
+    assert refused.returncode == 1 and "uncommitted" in refused.stderr
+    git(worktree_of(repo, "clash-b"), "add", "-A")
+    git(worktree_of(repo, "clash-b"), "commit", "-qm", "b")
+    before = git(repo, "rev-parse", "main")
+    clash = await overmind(settings, "merge", "clash-b", "--check")
+    assert clash.returncode == 1 and "conflict: notes.txt" in clash.stdout
+    assert git(repo, "rev-parse", "main") == before
+    assert (await overmind(settings, "discard", "clash-b")).returncode == 0
+    assert not worktree_of(repo, "clash-b").exists() and "overmind/clash-b" not in branches(repo)
+    missing = await overmind(settings, "discard", "no-such-mission")
+    assert missing.returncode == 3 and "no mission 'no-such-mission' has a worktree" in missing.stderr
