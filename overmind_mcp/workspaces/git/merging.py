@@ -102,12 +102,13 @@ def merge(lease: Lease, strategy: Strategy, into: str | None, check_only: bool) 
 
 def _checkouts_to_bring_along(repo: git.Repo, target: str) -> list[Path]:
     """The checkouts of `target`, once it is sure that nobody is in the middle of something on it."""
-    rebased_in = gitops.rebasing(repo, target)
+    entries = gitops.worktrees(repo)
+    rebased_in = gitops.rebasing(entries, target)
     if rebased_in is not None:
         raise Conflict(
             f"{target} is being rebased in {rebased_in}: finish or abort that rebase first; nothing was changed"
         )
-    checkouts = gitops.checkouts_of(repo, target)
+    checkouts = gitops.checkouts_of(entries, target)
     for checkout in checkouts:
         busy = gitops.operation_in_progress(checkout)
         if busy:

@@ -72,11 +72,6 @@ def main_checkout(repo: git.Repo) -> Path:
     return common.parent
 
 
-def git_dir(repo: git.Repo) -> Path:
-    """This working tree's own git directory (a linked worktree's is under .git/worktrees/)."""
-    return Path(run(repo, "rev-parse", "--path-format=absolute", "--git-dir"))
-
-
 def rev(repo: git.Repo, name: str) -> str:
     return run(repo, "rev-parse", "--verify", "--end-of-options", f"{name}^{{commit}}")
 
@@ -173,7 +168,7 @@ def snapshot(worktree: Path) -> str:
         return head
     with tempfile.TemporaryDirectory(prefix="overmind-snapshot-") as scratch:
         index = Path(scratch) / "index"
-        own_index = git_dir(checkout) / "index"
+        own_index = own_git_dir(worktree) / "index"
         if own_index.exists():
             shutil.copyfile(own_index, index)  # its stat data spares re-reading unchanged files
         env = {"GIT_INDEX_FILE": str(index)}
@@ -258,17 +253,32 @@ def prune_worktrees(repo: git.Repo) -> None:
     run(repo, "worktree", "prune")
 
 
-def checkouts_of(repo: git.Repo, branch: str) -> list[Path]:
+def checkouts_of(entries: Sequence[WorktreeEntry], branch: str) -> list[Path]:
     """The working trees that have `branch` checked out."""
-    return [entry.path for entry in worktrees(repo) if entry.branch == branch and not entry.prunable]
+    return [entry.path for entry in entries if entry.branch == branch and not entry.prunable]
 
 
-def rebasing(repo: git.Repo, branch: str) -> Path | None:
+def own_git_dir(worktree: Path) -> Path:
+    """A working tree's own git directory, read from its `.git` (a directory, or a file naming one)."""
+    dot_git = worktree / ".git"
+    if dot_git.is_dir():
+        return dot_git
+    try:
+        pointer = dot_git.read_text().strip()
+    except OSError:
+        raise GitError(f"{worktree} has no readable .git") from None
+    if not pointer.startswith("gitdir: "):
+        raise GitError(f"{dot_git} does not name a git directory")
+    named = Path(pointer.removeprefix("gitdir: "))
+    return named if named.is_absolute() else (worktree / named).resolve()
+
+
+def rebasing(entries: Sequence[WorktreeEntry], branch: str) -> Path | None:
     """The working tree where `branch` is being rebased (its HEAD is detached meanwhile), if any."""
-    for entry in worktrees(repo):
+    for entry in entries:
         if entry.prunable:
             continue
-        own = git_dir(tree(entry.path))
+        own = own_git_dir(entry.path)
         for state in ("rebase-merge", "rebase-apply"):
             head_name = own / state / "head-name"
             if head_name.exists() and head_name.read_text().strip() == f"refs/heads/{branch}":
@@ -278,7 +288,7 @@ def rebasing(repo: git.Repo, branch: str) -> Path | None:
 
 def operation_in_progress(worktree: Path) -> str | None:
     """A merge, rebase, cherry-pick, revert or bisect under way in this checkout, if any."""
-    own = git_dir(tree(worktree))
+    own = own_git_dir(worktree)
     for marker, what in (
         ("rebase-merge", "a rebase"),
         ("rebase-apply", "a rebase"),

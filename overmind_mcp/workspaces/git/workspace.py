@@ -42,6 +42,8 @@ from overmind_mcp.workspaces.services import Services
 logger = logging.getLogger("overmind_mcp")
 
 WORKTREES = Path(".overmind") / "worktrees"
+# A lease this young whose mission is not live may belong to a spawn still under way in another process.
+_SPAWN_IN_FLIGHT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +263,8 @@ class GitWorktreeWorkspace:
             for lease in await records.leases(WORKING):
                 if lease.mission_id in live or await records.tenants(lease.mission_id):
                     continue
+                if time.time() - lease.created_at < _SPAWN_IN_FLIGHT_S:
+                    continue  # another process may be spawning its mission right now: not ours to judge yet
                 if lease.state == LeaseState.PREPARING:
                     await self._undo(lease)
                     report.append(f"{lease.name}: its spawn never finished; taken back")
