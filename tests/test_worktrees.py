@@ -115,6 +115,13 @@ async def test_untracked_only_work_is_archived_on_the_branch_never_deleted(super
     assert git(repo, "status", "--porcelain") == ""  # the user's checkout never sees .overmind
 
 
+async def test_the_archive_policy_keeps_the_branch_even_with_nothing_on_it(supervisor: Supervisor, repo: Path) -> None:
+    done = await run(supervisor, repo, "archivist", "true", worktree_cleanup="archive")
+    assert done["change"]["state"] == "archived"
+    assert not worktree_of(repo, "archivist").exists()
+    assert git(repo, "rev-parse", "overmind/archivist") == git(repo, "rev-parse", "main")
+
+
 async def test_committed_unmerged_work_is_archived_then_merged(supervisor: Supervisor, repo: Path) -> None:
     done = await run(
         supervisor,
