@@ -56,7 +56,9 @@ class SpawnRequest(BaseModel):
     activity_timeout_s: float | None = Field(default=None, gt=0)
     recall_into_prompt: bool = False
     remember_result: bool = False
-    isolation: Literal["none", "worktree"] = "none"
+    # None: as the parent works (in its worktree when it has one, else plainly). "parent" is what a
+    # child of an isolated mission gets by default: its parent's worktree.
+    isolation: Literal["none", "worktree", "parent"] | None = None
     base: str | None = None
     worktree_cleanup: WorktreeCleanup | None = None
     json_schema: dict[str, Any] | None = None
@@ -101,8 +103,19 @@ class WorktreeChange(BaseModel):
     deletions: int
     uncommitted: int = Field(description="changed tracked files not committed")
     untracked: int = Field(description="new files not committed")
-    state: str = Field(description="active, kept, archived, removed or discarded")
+    state: str = Field(description="active, waiting (children work in it), kept, archived, removed, discarded, missing")
     note: str | None = None
+    path: str
+
+
+class WorktreeListing(BaseModel):
+    """One worktree lease as `overmind worktrees` lists it."""
+
+    mission_id: str
+    name: str
+    mission_status: Status | None = Field(description="null when no mission of that id is stored")
+    repo: str
+    change: WorktreeChange
 
 
 class MergeResult(BaseModel):
@@ -112,6 +125,7 @@ class MergeResult(BaseModel):
     commit: str | None = None
     conflicts: list[str] = Field(default=[], description="paths that conflict; nothing was changed")
     note: str
+    checkouts: list[str] = Field(default=[], description="checkouts of the target brought along, local work kept")
 
 
 class ConflictPair(BaseModel):

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OFFLINE = ["spawn", "wakeup", "ingest", "scale", "cold_start", "durability", "akasha", "tui", "blueprints"]
+OFFLINE = ["spawn", "wakeup", "ingest", "scale", "cold_start", "durability", "akasha", "tui", "blueprints", "worktrees"]
 ROW_KEYS = {"metric", "ours", "baseline", "baseline_name", "unit", "diff", "ratio", "spread", "target", "met"}
 # Figures per benchmark (the list): how many rows each must report, at least.
 MIN_ROWS = {
@@ -25,6 +25,7 @@ MIN_ROWS = {
     "akasha": 2,
     "tui": 3,
     "blueprints": 3,
+    "worktrees": 4,
 }
 
 

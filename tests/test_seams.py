@@ -28,7 +28,7 @@ from overmind_mcp.providers.command import CommandProvider
 from overmind_mcp.runners.base import Launch, RunRecord
 from overmind_mcp.settings import Settings
 from overmind_mcp.supervision.supervisor import Supervisor
-from overmind_mcp.workspaces.base import Placement
+from overmind_mcp.workspaces.base import Placement, Prepared
 
 pytestmark = pytest.mark.anyio
 
@@ -140,14 +140,14 @@ class ScratchWorkspace:
 
     def __init__(self) -> None:
         self.made: dict[str, Path] = {}
-        self.released: dict[str, Status] = {}
+        self.released: dict[str, Status | None] = {}
 
-    async def prepare(self, placement: Placement) -> Path:
+    async def prepare(self, placement: Placement) -> Prepared:
         path = Path(tempfile.mkdtemp(prefix=f"{placement.name}-"))
         self.made[placement.mission_id] = path
-        return path
+        return Prepared(path)
 
-    async def release(self, mission_id: str, cwd: Path, status: Status) -> None:
+    async def release(self, mission_id: str, cwd: Path, status: Status | None) -> None:
         shutil.rmtree(cwd)
         self.released[mission_id] = status
 

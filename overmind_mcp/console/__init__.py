@@ -40,6 +40,9 @@ _VERBS: dict[str, tuple[str, str]] = {
     "quest": ("rituals", "quest"),
     "agents": ("blueprints", "agents"),
     "apply": ("blueprints", "apply"),
+    "worktrees": ("worktrees", "worktrees"),
+    "merge": ("worktrees", "merge"),
+    "discard": ("worktrees", "discard"),
 }
 
 # For `overmind-mcp <verb>`: the server's own command can hand these to `main`.
@@ -221,6 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
     apply = verb("apply", "run a blueprint through a live server (or say how to)")
     apply.add_argument("file", metavar="FILE", help="the blueprint (TOML)")
     apply.add_argument("--var", action="append", metavar="NAME=VALUE", help="a value for one of its [vars]")
+
+    listed = verb("worktrees", "isolated missions' worktrees: mission, branch, commits ahead, uncommitted work, state")
+    listed.add_argument("--all", action="store_true", help="removed and discarded ones too")
+    merging = verb("merge", "merge an ended isolated mission's branch back; on conflict nothing changes (exit 1)")
+    merging.add_argument("id", metavar="ID", help="the mission's id or name")
+    merging.add_argument("--strategy", choices=["merge", "squash", "rebase"], default="merge", help="(merge)")
+    merging.add_argument("--into", metavar="BRANCH", help="the target branch (default: the one it started from)")
+    merging.add_argument("--check", action="store_true", help="only say whether it merges cleanly")
+    discarding = verb("discard", "delete an ended isolated mission's worktree and branch, with any work in them")
+    discarding.add_argument("id", metavar="ID", help="the mission's id or name")
     return parser
 
 

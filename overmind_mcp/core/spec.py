@@ -32,12 +32,14 @@ WorktreeCleanup = Literal["remove-if-clean", "archive", "keep"]
 
 
 class WorktreeSpec(BaseModel):
-    """A git worktree of its own: made from `base` (default: HEAD where it starts), ended by `cleanup`."""
+    """A git worktree of its own: made from `base` (default: HEAD where it starts, or its isolated parent's
+    branch), ended by `cleanup`. `shared`: a child of an isolated mission working in its parent's worktree."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     base: str | None = None
     cleanup: WorktreeCleanup = "remove-if-clean"
+    shared: bool = False
 
 
 class ClaudeTask(BaseModel):

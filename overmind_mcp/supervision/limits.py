@@ -47,19 +47,24 @@ def spec_of(request: SpawnRequest) -> MissionSpec:
         activity_timeout_s=request.activity_timeout_s,
         detach=request.detach,
         remember_result=request.remember_result,
-        workspace="worktree" if request.isolation == "worktree" else "plain",
+        workspace="worktree" if request.isolation in ("worktree", "parent") else "plain",
         worktree=_worktree_of(request),
         restart=RestartSpec(mode=request.restart, max_restarts=request.max_restarts, window_s=request.restart_window_s),
     )
 
 
 def _worktree_of(request: SpawnRequest) -> WorktreeSpec | None:
-    if request.isolation != "worktree":
-        given = [name for name in ("base", "worktree_cleanup") if getattr(request, name) is not None]
-        if given:
-            raise InvalidRequest(f"{', '.join(given)} only apply with isolation='worktree'")
-        return None
-    return WorktreeSpec(base=request.base, cleanup=request.worktree_cleanup or "remove-if-clean")
+    if request.isolation == "worktree":
+        return WorktreeSpec(base=request.base, cleanup=request.worktree_cleanup or "remove-if-clean")
+    given = [name for name in ("base", "worktree_cleanup") if getattr(request, name) is not None]
+    if given and request.isolation == "parent":
+        raise InvalidRequest(
+            f"{', '.join(given)} apply to a worktree of its own, and this child works in its isolated parent's: "
+            "ask for isolation='worktree'"
+        )
+    if given:
+        raise InvalidRequest(f"{', '.join(given)} only apply with isolation='worktree'")
+    return WorktreeSpec(shared=True) if request.isolation == "parent" else None
 
 
 def task_kind(request: SpawnRequest) -> str:
@@ -106,6 +111,15 @@ def within_parent(
         )
     if parent is None:
         return request
+    if parent.spec.workspace == "worktree":
+        # Isolation never grows weaker down the tree: a child works in its parent's worktree, or its own.
+        if request.isolation == "none":
+            raise Refused(
+                f"isolation='none': {parent.name!r} works in an isolated worktree, and so do its children "
+                "(in its worktree by default, or in one of their own with isolation='worktree')"
+            )
+        if request.isolation is None:
+            request = request.model_copy(update={"isolation": "parent"})
     room_for_child(parent, settings, siblings=siblings)
     grantor = parent if grantor is None else grantor
     if not isinstance(grantor.spec.task, ClaudeTask):

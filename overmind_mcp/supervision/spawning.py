@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import anyio
+
 from overmind_mcp.bus import MissionSpawned
 from overmind_mcp.core.spec import BlueprintTask, MissionSpec
 from overmind_mcp.core.status import Status
@@ -18,7 +20,7 @@ from overmind_mcp.supervision import limits
 from overmind_mcp.supervision.context import Context
 from overmind_mcp.supervision.lifecycle import Lifecycle
 from overmind_mcp.supervision.tree import Tree
-from overmind_mcp.workspaces.base import Placement
+from overmind_mcp.workspaces.base import Placement, Prepared
 
 
 class Spawning:
@@ -62,9 +64,37 @@ class Spawning:
         mission_id, chosen = new_id(), check_name(name) if name else new_name()
         provider = ctx.providers.for_task(spec.task)
         ctx.runner(spec.runner)  # refuses an unknown runner before anything is made
-        directory_cwd = await ctx.workspace(spec.workspace).prepare(
-            Placement(mission_id, chosen, cwd, Path(parent.cwd) if parent else None, spec)
-        )
+        workspace = ctx.workspace(spec.workspace)
+        parent_cwd, parent_id = (Path(parent.cwd), parent.id) if parent else (None, None)
+        prepared = await workspace.prepare(Placement(mission_id, chosen, cwd, parent_cwd, spec, parent_id))
+        try:
+            row = await self._store_row(mission_id, chosen, name, spec, prepared, parent, provider.kind)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await workspace.release(mission_id, prepared.cwd, None)  # nothing of it may outlive the spawn
+            raise
+        mission = self._life.track(row)
+        ctx.bus.publish(MissionSpawned(row.id, row.name, row.parent_id, row.status))
+        if row.status == Status.QUEUED:
+            ctx.admission.enqueue(mission)
+        else:
+            await self._life.begin(mission)
+        return Spawned(id=row.id, name=row.name, status=row.status, parent=row.parent_id, pid=row.pid)
+
+    async def _store_row(
+        self,
+        mission_id: str,
+        chosen: str,
+        asked: str | None,
+        spec: MissionSpec,
+        prepared: Prepared,
+        parent: MissionRow | None,
+        provider: str,
+    ) -> MissionRow:
+        ctx = self._ctx
+        if prepared.env:
+            # Kept in the spec: every run of the mission (restarts, a later server's) gets the same.
+            spec = spec.model_copy(update={"env": {**prepared.env, **spec.env}})
         directory = ctx.settings.missions_dir / mission_id
         directory.mkdir(mode=0o700)
         # The mission's files exist before any runner starts: every runner's output lands in them.
@@ -76,9 +106,9 @@ class Spawning:
             parent_id=parent.id if parent else None,
             root_id=parent.root_id if parent else mission_id,
             depth=parent.depth + 1 if parent else 0,
-            provider=provider.kind,
+            provider=provider,
             spec=spec,
-            cwd=str(directory_cwd),
+            cwd=str(prepared.cwd),
             status=Status.QUEUED if ctx.admission.must_queue(spec) else Status.RUNNING,
             output_path=str(directory / "output.jsonl"),
             stderr_path=str(directory / "stderr.log"),
@@ -90,16 +120,10 @@ class Spawning:
                 await ctx.store.insert(row)
                 break
             except Conflict:
-                if name:
+                if asked:
                     raise
                 row.name = new_name()
-        mission = self._life.track(row)
-        ctx.bus.publish(MissionSpawned(row.id, row.name, row.parent_id, row.status))
-        if row.status == Status.QUEUED:
-            ctx.admission.enqueue(mission)
-        else:
-            await self._life.begin(mission)
-        return Spawned(id=row.id, name=row.name, status=row.status, parent=row.parent_id, pid=row.pid)
+        return row
 
     async def _with_memories(self, request: SpawnRequest, parent: MissionRow | None) -> SpawnRequest:
         """The request with the memories most relevant to its prompt added to the system prompt."""

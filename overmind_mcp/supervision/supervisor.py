@@ -20,7 +20,7 @@ from overmind_mcp.akasha import FILENAME as AKASHA_FILENAME
 from overmind_mcp.akasha import Akasha
 from overmind_mcp.bus import EventBus, ProgressMade
 from overmind_mcp.core.spec import MissionSpec
-from overmind_mcp.core.status import Status
+from overmind_mcp.core.status import LIVE, Status
 from overmind_mcp.errors import Conflict, InvalidRequest
 from overmind_mcp.identity import ROOT, Caller, Credentials
 from overmind_mcp.models import (
@@ -159,6 +159,9 @@ class Supervisor:
     async def _start(self) -> None:
         """Register this server, take over what crashed servers left behind, prune old missions."""
         await recover(self.ctx, self.life)
+        # What the missions that have ended (here or anywhere) left of their worktrees, ports and services.
+        live = {row.id for row in await self.ctx.store.missions(statuses=tuple(LIVE))}
+        await self.worktrees.reconcile(live)
 
     # -- spawn and kill --------------------------------------------------------------------------
 

@@ -6,27 +6,28 @@ from pathlib import Path
 
 from overmind_mcp.core.status import Status
 from overmind_mcp.errors import InvalidRequest
-from overmind_mcp.workspaces.base import Placement
+from overmind_mcp.workspaces.base import Placement, Prepared
 
 
 class PlainWorkspace:
     name = "plain"
 
-    async def prepare(self, placement: Placement) -> Path:
-        return _directory(placement)
+    async def prepare(self, placement: Placement) -> Prepared:
+        return Prepared(directory(placement.requested_cwd, placement.parent_cwd))
 
-    async def release(self, mission_id: str, cwd: Path, status: Status) -> None:
+    async def release(self, mission_id: str, cwd: Path, status: Status | None) -> None:
         """Nothing to undo: the directory was the caller's before the mission and stays so."""
 
 
-def _directory(placement: Placement) -> Path:
+def directory(requested: str | None, parent_cwd: Path | None) -> Path:
+    """`requested` (relative to the parent's directory), else the parent's, else the server's own."""
     # A stat or two on a local directory: not worth a thread.
-    base = placement.parent_cwd or Path.cwd()
-    if placement.requested_cwd is None:
+    base = parent_cwd or Path.cwd()
+    if requested is None:
         return base
-    cwd = Path(placement.requested_cwd).expanduser()
+    cwd = Path(requested).expanduser()
     if not cwd.is_absolute():
         cwd = base / cwd
     if not cwd.is_dir():
-        raise InvalidRequest(f"cwd {placement.requested_cwd!r} is not an existing directory")
+        raise InvalidRequest(f"cwd {requested!r} is not an existing directory")
     return cwd.resolve()

@@ -40,6 +40,7 @@ from tools.bench import (
     spawn_overhead,
     tui,
     wakeup,
+    worktrees,
 )
 from tools.bench.common import RESULTS_DIR, ROOT, Config
 from tools.bench.report import table
@@ -60,6 +61,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "tui": tui.run,
     "rituals": rituals.run,
     "blueprints": blueprints.run,
+    "worktrees": worktrees.run,
 }
 # These need npm and packages from its registry; quick mode runs them only when named in --only.
 NEEDS_NPM = frozenset({"rival"})

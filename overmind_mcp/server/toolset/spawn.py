@@ -72,9 +72,12 @@ async def spawn(
         bool, Field(description="Store the child's final answer as a memory of its run")
     ] = False,
     isolation: Annotated[
-        Literal["none", "worktree"],
-        Field(description="worktree: its own git worktree and branch overmind/<name>; merge it back with merge"),
-    ] = "none",
+        Literal["none", "worktree"] | None,
+        Field(
+            description="worktree: its own git worktree and branch overmind/<name> (merge it back with merge); "
+            "a child of an isolated mission works in its parent's unless it asks for its own"
+        ),
+    ] = None,
     base: Annotated[str | None, Field(description="With isolation: the commit to start from (default HEAD)")] = None,
     worktree_cleanup: Annotated[
         WorktreeCleanup | None,

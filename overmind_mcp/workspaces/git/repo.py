@@ -1,35 +1,53 @@
 """The git commands the worktree workspace needs, each an argv list (never a shell string).
 
-GitPython runs them (`Repo.git.<command>`), so every call is `git <command> <args…>`
-with no shell in between; what git itself lacks a porcelain for (a merge that never
-touches a checkout) is done with plumbing: `merge-tree --write-tree`, `commit-tree`,
-and `update-ref` with the value the ref is expected to have.
+GitPython runs them (`Repo.git.execute`), so every call is `git <command> <args…>` with no
+shell in between. What must never touch a person's checkout is done with plumbing:
+`merge-tree --write-tree` to merge, `commit-tree` to make the commit, `update-ref` with the
+value the ref must still have, and `read-tree -m -u` (a two-tree merge, as a fast-forward
+does it) to bring a checkout of the target along, which refuses, before changing anything,
+whenever a local change or an untracked file would be overwritten.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import git
 
-_AUTHOR_ENV = {
+IDENTITY = {
     "GIT_AUTHOR_NAME": "overmind",
     "GIT_AUTHOR_EMAIL": "overmind@localhost",
     "GIT_COMMITTER_NAME": "overmind",
     "GIT_COMMITTER_EMAIL": "overmind@localhost",
 }
+# A replayed commit keeps its author; overmind is the one who commits it again.
+_COMMITTER = {key: value for key, value in IDENTITY.items() if key.startswith("GIT_COMMITTER")}
+# Commits overmind makes must not depend on a person's signing key or hooks.
+_PLAIN_COMMITS = ("-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null")
 
 
 class GitError(Exception):
     """A git command failed; the message says which and why."""
 
 
-def _run(repo: git.Repo, *args: str, env: dict[str, str] | None = None) -> str:
+def run(
+    repo: git.Repo, *args: str, env: Mapping[str, str] | None = None, config: Sequence[str] = (), check: bool = True
+) -> str:
+    """`git [config…] <args…>` in `repo`'s working tree; its output, or GitError with what git said."""
     try:
-        return repo.git.execute(["git", *args], env=env)  # type: ignore[call-overload,no-any-return]
+        return repo.git.execute(  # type: ignore[call-overload,no-any-return]
+            ["git", *config, *args], env=dict(env) if env else None, strip_newline_in_stdout=True
+        )
     except git.GitCommandError as exc:
-        raise GitError(f"git {args[0]} failed: {(exc.stderr or exc.stdout or str(exc)).strip()}") from None
+        if not check:
+            return ""
+        said = (exc.stderr or exc.stdout or str(exc)).strip().removeprefix("stderr: ").strip("'").strip()
+        raise GitError(f"git {args[0]} failed: {said}") from None
 
 
 def open_repo(path: Path) -> git.Repo:
@@ -40,35 +58,45 @@ def open_repo(path: Path) -> git.Repo:
         raise GitError(f"{path} is not inside a git repository") from None
 
 
+def tree(path: Path) -> git.Repo:
+    """The working tree at exactly `path`."""
+    try:
+        return git.Repo(path)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise GitError(f"{path} is not a git working tree") from None
+
+
 def main_checkout(repo: git.Repo) -> Path:
     """The main working tree of the repository (linked worktrees share its .git)."""
-    common = Path(_run(repo, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+    common = Path(run(repo, "rev-parse", "--path-format=absolute", "--git-common-dir"))
     return common.parent
 
 
 def rev(repo: git.Repo, name: str) -> str:
-    return _run(repo, "rev-parse", "--verify", f"{name}^{{commit}}")
+    return run(repo, "rev-parse", "--verify", "--end-of-options", f"{name}^{{commit}}")
+
+
+def branch_exists(repo: git.Repo, branch: str) -> bool:
+    return bool(run(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False))
 
 
 def current_branch(repo: git.Repo) -> str | None:
     """The branch checked out in this working tree; None when HEAD is detached."""
-    try:
-        return _run(repo, "symbolic-ref", "--quiet", "--short", "HEAD")
-    except GitError:
-        return None
+    return run(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False) or None
 
 
 def add_worktree(repo: git.Repo, path: Path, branch: str, base: str) -> None:
-    _run(repo, "worktree", "add", "-b", branch, str(path), base)
+    run(repo, "worktree", "add", "--quiet", "-b", branch, str(path), base)
 
 
 def remove_worktree(repo: git.Repo, path: Path) -> None:
-    # --force only because the directory may hold ignored build output; callers check for work first.
-    _run(repo, "worktree", "remove", "--force", str(path))
+    # --force only because the directory may hold ignored files (build output); callers have
+    # counted the work in it first. Twice: a worktree that is locked needs it given twice.
+    run(repo, "worktree", "remove", "--force", "--force", str(path))
 
 
 def delete_branch(repo: git.Repo, branch: str) -> None:
-    _run(repo, "branch", "-D", branch)
+    run(repo, "branch", "--quiet", "-D", branch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,21 +113,21 @@ class Dirt:
 
 def dirt(worktree: Path) -> Dirt:
     """Uncommitted changes, counting every untracked file (never `-uno`: new files are work too)."""
-    status = _run(git.Repo(worktree), "status", "--porcelain=v1", "--untracked-files=all")
+    status = run(tree(worktree), "status", "--porcelain=v1", "--untracked-files=all", "--ignore-submodules=none")
     lines = [line for line in status.splitlines() if line]
     untracked = sum(line.startswith("??") for line in lines)
     return Dirt(changed=len(lines) - untracked, untracked=untracked)
 
 
 def unique_commits(repo: git.Repo, branch: str) -> int:
-    """Commits on `branch` that no other branch, tag or remote ref holds: lost if the branch went."""
-    others = ["--not", f"--exclude={branch}", "--branches", "--tags", "--remotes"]
-    listed = _run(repo, "rev-list", f"refs/heads/{branch}", *others)
-    return len([line for line in listed.splitlines() if line])
+    """Commits on `branch` that no other ref holds (branches, tags, remotes, the stash, notes…): lost if it went."""
+    own = f"refs/heads/{branch}"
+    others = [ref for ref in run(repo, "for-each-ref", "--format=%(refname)").splitlines() if ref and ref != own]
+    return int(run(repo, "rev-list", "--count", own, "--not", *others))
 
 
 def ahead(repo: git.Repo, base: str, branch: str) -> int:
-    return int(_run(repo, "rev-list", "--count", f"{base}..refs/heads/{branch}"))
+    return int(run(repo, "rev-list", "--count", f"{base}..refs/heads/{branch}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +137,9 @@ class Diffstat:
     deletions: int
 
 
-def diffstat(repo: git.Repo, base: str, branch: str) -> Diffstat:
+def diffstat(repo: git.Repo, base: str, head: str) -> Diffstat:
     files = insertions = deletions = 0
-    for line in _run(repo, "diff", "--numstat", f"{base}...refs/heads/{branch}").splitlines():
+    for line in run(repo, "diff", "--numstat", "--no-renames", base, head).splitlines():
         added, removed, _path = line.split("\t", 2)
         files += 1
         insertions += int(added) if added.isdigit() else 0
@@ -119,14 +147,34 @@ def diffstat(repo: git.Repo, base: str, branch: str) -> Diffstat:
     return Diffstat(files, insertions, deletions)
 
 
-def commit_everything(worktree: Path, message: str) -> bool:
-    """Commit all work in `worktree`, untracked files included; False if there was nothing to commit."""
-    tree = git.Repo(worktree)
-    _run(tree, "add", "--all")
-    if not _run(tree, "status", "--porcelain=v1").strip():
-        return False
-    _run(tree, "commit", "--quiet", "--no-verify", "-m", message, env=_AUTHOR_ENV)
-    return True
+def commit_everything(worktree: Path, message: str) -> str | None:
+    """Commit all work in `worktree`, untracked files included; the new commit, or None if nothing was left."""
+    checkout = tree(worktree)
+    run(checkout, "add", "--all")
+    if not run(checkout, "status", "--porcelain=v1").strip():
+        return None
+    run(checkout, "commit", "--quiet", "--no-verify", "-m", message, env=IDENTITY, config=_PLAIN_COMMITS)
+    return rev(checkout, "HEAD")
+
+
+def snapshot(worktree: Path) -> str:
+    """A commit of everything in `worktree` now (untracked files too), made without touching its index or files.
+
+    HEAD itself when it is clean; otherwise a commit on top of HEAD that no ref holds.
+    """
+    checkout = tree(worktree)
+    head = rev(checkout, "HEAD")
+    if not dirt(worktree).any:
+        return head
+    with tempfile.TemporaryDirectory(prefix="overmind-snapshot-") as scratch:
+        index = Path(scratch) / "index"
+        own_index = own_git_dir(worktree) / "index"
+        if own_index.exists():
+            shutil.copyfile(own_index, index)  # its stat data spares re-reading unchanged files
+        env = {"GIT_INDEX_FILE": str(index)}
+        run(checkout, "add", "--all", env=env)
+        snapshot_tree = run(checkout, "write-tree", env=env)
+    return commit_tree(checkout, snapshot_tree, [head], "overmind: snapshot of work in progress")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +183,10 @@ class Preflight:
     conflicts: list[str]
 
 
-def preflight(repo: git.Repo, target: str, branch: str) -> Preflight:
-    """What merging `branch` into `target` would give, computed without touching any checkout."""
+def preflight(repo: git.Repo, target: str, head: str) -> Preflight:
+    """What merging `head` into `target` would give, computed without touching any checkout or ref."""
     status, out, err = repo.git.execute(
-        ["git", "merge-tree", "--write-tree", "--name-only", "--no-messages", target, branch],
+        ["git", "merge-tree", "--write-tree", "--name-only", "--no-messages", target, head],
         with_extended_output=True,
         with_exceptions=False,
     )
@@ -150,73 +198,134 @@ def preflight(repo: git.Repo, target: str, branch: str) -> Preflight:
     raise GitError(f"git merge-tree failed: {err.strip()}")
 
 
-def commit_tree(repo: git.Repo, tree: str, parents: list[str], message: str) -> str:
-    args = ["commit-tree", tree]
+def commit_tree(repo: git.Repo, tree_id: str, parents: list[str], message: str) -> str:
+    args = ["commit-tree", tree_id]
     for parent in parents:
         args += ["-p", parent]
-    return _run(repo, *args, "-m", message, env=_AUTHOR_ENV)
+    return run(repo, *args, "-m", message, env=IDENTITY, config=_PLAIN_COMMITS)
 
 
-def update_ref(repo: git.Repo, ref: str, new: str, old: str) -> None:
+def update_ref(repo: git.Repo, ref: str, new: str, old: str, reason: str) -> None:
     """Move `ref` to `new` only if it still is `old` (another writer in between makes this fail)."""
-    _run(repo, "update-ref", "-m", "overmind merge", ref, new, old)
+    run(repo, "update-ref", "-m", reason, ref, new, old)
 
 
 def is_ancestor(repo: git.Repo, older: str, newer: str) -> bool:
-    try:
-        _run(repo, "merge-base", "--is-ancestor", older, newer)
-    except GitError:
-        return False
-    return True
+    status, _out, _err = repo.git.execute(
+        ["git", "merge-base", "--is-ancestor", older, newer], with_extended_output=True, with_exceptions=False
+    )
+    return status == 0
 
 
-def checkouts_of(repo: git.Repo, branch: str) -> list[Path]:
+@dataclass(frozen=True, slots=True)
+class WorktreeEntry:
+    """One working tree as `git worktree list --porcelain` describes it."""
+
+    path: Path
+    head: str | None
+    branch: str | None  # short name; None when detached
+    prunable: bool
+
+
+def worktrees(repo: git.Repo) -> list[WorktreeEntry]:
+    entries: list[WorktreeEntry] = []
+    for block in run(repo, "worktree", "list", "--porcelain").split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            key, _space, value = line.partition(" ")
+            fields[key] = value
+        if "worktree" not in fields:
+            continue
+        branch = fields.get("branch")
+        entries.append(
+            WorktreeEntry(
+                path=Path(fields["worktree"]),
+                head=fields.get("HEAD"),
+                branch=branch.removeprefix("refs/heads/") if branch else None,
+                prunable="prunable" in fields,
+            )
+        )
+    return entries
+
+
+def prune_worktrees(repo: git.Repo) -> None:
+    """Forget working trees whose directories are gone (git's own rule: a directory still there is kept)."""
+    run(repo, "worktree", "prune")
+
+
+def checkouts_of(entries: Sequence[WorktreeEntry], branch: str) -> list[Path]:
     """The working trees that have `branch` checked out."""
-    found, path = [], None
-    for line in _run(repo, "worktree", "list", "--porcelain").splitlines():
-        if line.startswith("worktree "):
-            path = Path(line.removeprefix("worktree "))
-        elif line == f"branch refs/heads/{branch}" and path is not None:
-            found.append(path)
-    return found
+    return [entry.path for entry in entries if entry.branch == branch and not entry.prunable]
 
 
-def rebasing(repo: git.Repo, branch: str) -> Path | None:
-    """The working tree where `branch` is being rebased (HEAD is detached meanwhile), if any."""
-    for worktree in worktrees(repo):
-        git_dir = Path(_run(git.Repo(worktree), "rev-parse", "--path-format=absolute", "--git-dir"))
+def own_git_dir(worktree: Path) -> Path:
+    """A working tree's own git directory, read from its `.git` (a directory, or a file naming one)."""
+    dot_git = worktree / ".git"
+    if dot_git.is_dir():
+        return dot_git
+    try:
+        pointer = dot_git.read_text().strip()
+    except OSError:
+        raise GitError(f"{worktree} has no readable .git") from None
+    if not pointer.startswith("gitdir: "):
+        raise GitError(f"{dot_git} does not name a git directory")
+    named = Path(pointer.removeprefix("gitdir: "))
+    return named if named.is_absolute() else (worktree / named).resolve()
+
+
+def rebasing(entries: Sequence[WorktreeEntry], branch: str) -> Path | None:
+    """The working tree where `branch` is being rebased (its HEAD is detached meanwhile), if any."""
+    for entry in entries:
+        if entry.prunable:
+            continue
+        own = own_git_dir(entry.path)
         for state in ("rebase-merge", "rebase-apply"):
-            head_name = git_dir / state / "head-name"
+            head_name = own / state / "head-name"
             if head_name.exists() and head_name.read_text().strip() == f"refs/heads/{branch}":
-                return worktree
+                return entry.path
     return None
 
 
 def operation_in_progress(worktree: Path) -> str | None:
-    """A merge, rebase, cherry-pick or revert a person has under way in this checkout, if any."""
-    tree = git.Repo(worktree)
-    git_dir = Path(_run(tree, "rev-parse", "--path-format=absolute", "--git-dir"))
+    """A merge, rebase, cherry-pick, revert or bisect under way in this checkout, if any."""
+    own = own_git_dir(worktree)
     for marker, what in (
         ("rebase-merge", "a rebase"),
         ("rebase-apply", "a rebase"),
         ("MERGE_HEAD", "a merge"),
         ("CHERRY_PICK_HEAD", "a cherry-pick"),
         ("REVERT_HEAD", "a revert"),
+        ("BISECT_LOG", "a bisect"),
     ):
-        if (git_dir / marker).exists():
+        if (own / marker).exists():
             return what
     return None
 
 
-def advance_checkout(worktree: Path, old: str, new: str) -> None:
-    """Bring a clean checkout of a branch from `old` to `new` (index and files), as a fast-forward would."""
-    _run(git.Repo(worktree), "read-tree", "-m", "-u", old, new)
+def can_advance(worktree: Path, old: str, new: str) -> str | None:
+    """Why a checkout at `old` cannot be brought to `new` keeping its local changes; None if it can."""
+    checkout = tree(worktree)
+    # Fresh stat data, so that a file merely touched does not count as changed.
+    run(checkout, "update-index", "-q", "--refresh", check=False)
+    status, _out, err = checkout.git.execute(
+        ["git", "read-tree", "-m", "-u", "--dry-run", old, new], with_extended_output=True, with_exceptions=False
+    )
+    if status == 0:
+        return None
+    return " ".join(line.removeprefix("error: ") for line in err.splitlines() if line.strip()) or "read-tree refused"
+
+
+def advance(worktree: Path, old: str, new: str) -> None:
+    """Bring a checkout from `old` to `new` as a fast-forward would: its own uncommitted changes and
+    untracked files stay as they are (git refuses, changing nothing, if one would be overwritten)."""
+    checkout = tree(worktree)
+    run(checkout, "update-index", "-q", "--refresh", check=False)
+    run(checkout, "read-tree", "-m", "-u", old, new)
 
 
 def exclude(repo_root: Path, pattern: str) -> None:
     """Keep `pattern` out of the repository's status, locally (info/exclude, never a tracked file)."""
-    repo = git.Repo(repo_root)
-    info = Path(_run(repo, "rev-parse", "--path-format=absolute", "--git-common-dir")) / "info" / "exclude"
+    info = Path(run(tree(repo_root), "rev-parse", "--path-format=absolute", "--git-common-dir")) / "info" / "exclude"
     info.parent.mkdir(parents=True, exist_ok=True)
     lines = info.read_text().splitlines() if info.exists() else []
     if pattern not in lines:
@@ -224,9 +333,33 @@ def exclude(repo_root: Path, pattern: str) -> None:
             file.write(f"{pattern}\n")
 
 
-def worktrees(repo: git.Repo) -> list[Path]:
-    return [
-        Path(line.removeprefix("worktree "))
-        for line in _run(repo, "worktree", "list", "--porcelain").splitlines()
-        if line.startswith("worktree ")
-    ]
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    head: str | None  # the last replayed commit; None on a conflict
+    commits: int
+    conflicts: list[str]
+
+
+def replay(repo: git.Repo, scratch: Path, onto: str, head: str) -> Replayed:
+    """Replay the commits of `head` that `onto` lacks on top of `onto`, as `git rebase` would, in a
+    temporary detached worktree at `scratch` (removed again): no checkout or ref of anyone's moves.
+
+    On a conflict the rebase is aborted (it is this function's own, in its own worktree) and the
+    conflicting paths are returned.
+    """
+    run(repo, "worktree", "add", "--quiet", "--detach", str(scratch), onto)
+    try:
+        work = tree(scratch)
+        commits = int(run(work, "rev-list", "--count", "--no-merges", f"{onto}..{head}"))
+        options = ["--no-verify", "--no-autostash", "--no-autosquash", "--no-update-refs", "--quiet"]
+        try:
+            run(work, "rebase", *options, "--onto", onto, onto, head, env=_COMMITTER, config=_PLAIN_COMMITS)
+        except GitError:
+            conflicts = run(work, "diff", "--name-only", "--diff-filter=U", check=False).splitlines()
+            run(work, "rebase", "--abort", check=False)
+            return Replayed(head=None, commits=commits, conflicts=sorted({path for path in conflicts if path}))
+        return Replayed(head=rev(work, "HEAD"), commits=commits, conflicts=[])
+    finally:
+        with contextlib.suppress(GitError):
+            remove_worktree(repo, scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
