@@ -95,7 +95,9 @@ async def test_a_run_resumes_after_a_sigkill_of_the_server_and_nothing_runs_twic
         "each.1",
         "each.2",
     ]
-    assert [kind for _at, kind, _data in events] == ["adopted"]
+    # b was adopted by the new server, or (on a slow machine) ended in the moment between the kill and
+    # the new server's start and was recorded from its output; either way it never started again (above).
+    assert [kind for _at, kind, _data in events] in (["adopted"], [])
     await assert_no_leftovers(settings)
 
 
