@@ -96,8 +96,33 @@ async def _scenario(client: Client) -> int:
         cost = f"${result['cost_usd']:.4f}" if result.get("cost_usd") is not None else "-"
         outcome = result["text"] or "; ".join(result["errors"])
         print(f"  {result['name']:<13} {result['status']:<10} {cost:>8}  {outcome}")
+    await _blueprint(client)
     print(f"\ndemo finished in {time.monotonic() - started:.1f}s; the server ends its children when the client leaves")
     return 0
+
+
+PIPELINE = """
+name = "pipeline"
+[agents.research]
+prompt = "Research structured concurrency."
+[agents.lint]
+command = ["echo", "lint: clean"]
+[agents.write]
+prompt = "Write it up from: {{ nodes.research.result }} ({{ nodes.lint.result }})"
+depends_on = ["research", "lint"]
+"""
+
+
+async def _blueprint(client: Client) -> None:
+    """A blueprint: research and lint at once, then write from both; the run is a mission of its own."""
+    plan = await _call(client, "blueprint_validate", toml=PIPELINE)
+    print(f"\nblueprint_validate: layers {plan['plan']['layers']}")
+    run = await _call(client, "blueprint_run", toml=PIPELINE)
+    waited = await _call(client, "wait", ids=[run["id"]], timeout_s=30)
+    [result] = waited["done"]
+    print(f"blueprint_run {run['name']}: {result['status']}, {result['text']}")
+    for name, node in result["output"]["nodes"].items():
+        print(f"  {name:<9} {node['status']:<10} {node.get('result')}")
 
 
 async def _call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:

@@ -13,7 +13,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import anyio
 import pytest
+from mcp import Client
 
 from overmind_mcp.settings import Settings
 from overmind_mcp.storage.missions import Store
@@ -31,7 +33,7 @@ name = "resume"
 command = 'echo a >> ran.log'
 
 [agents.b]
-prompt = "fake: append ran.log b\\nfake: say ready\\nfake: sleep 3\\nfake: answer b-done"
+prompt = "fake: append ran.log b\\nfake: say ready\\nfake: sleep 6\\nfake: answer b-done"
 depends_on = ["a"]
 
 [agents.c]
@@ -60,6 +62,9 @@ async def test_a_run_resumes_after_a_sigkill_of_the_server_and_nothing_runs_twic
     async with stdio_server(settings) as (client, process):
         started = await call(client, "blueprint_run", path=str(blueprint))
         assert started["layers"] == [["a"], ["b", "c", "each"], ["d"]]
+        with anyio.fail_after(30):
+            while f"{started['name']}.b" not in await _children(client, started["id"]):
+                await call(client, "wait", ids=[started["id"]], timeout_s=0.2)
         await until_printed(client, f"{started['name']}.b", "ready")
         # b is running, a, c and each have finished, d waits for b.
         process.kill()
@@ -132,12 +137,19 @@ async def test_the_mcp_tools_validate_run_and_report(settings: Settings) -> None
         tree = (await call(client, "ps", tree=True))["missions"]
         assert [entry["name"] for entry in tree] == [started["name"], f"{started['name']}.hi"]
 
-    ps = _console(settings, "ps", "--tree")
-    assert started["name"] in ps.stdout and f"{started['name']}.hi" in ps.stdout
+        # The console asks this live server to run a blueprint (the control mailbox), and waits for it.
+        applied = await anyio.run_process(
+            [*CONSOLE, "apply", str(EXAMPLES / "blueprint.toml"), "--wait"], env=server_env(settings), check=False
+        )
+        assert applied.returncode == 0, applied.stderr.decode()
+        assert "blueprint-" in applied.stderr.decode() and "done (3 succeeded)" in applied.stdout.decode()
+        listed = await anyio.run_process([*CONSOLE, "ps", "--tree"], env=server_env(settings), check=False)
+        for name in (started["name"], f"{started['name']}.hi", ".setup", ".build", ".deploy"):
+            assert name in listed.stdout.decode()
     await assert_no_leftovers(settings)
 
 
-def test_overmind_agents_prints_the_plan_and_apply_says_how_to_run_it(settings: Settings) -> None:
+def test_overmind_agents_prints_the_plan_and_apply_needs_a_server(settings: Settings) -> None:
     agents = _console(settings, "agents", str(EXAMPLES / "fan_out.toml"))
     assert agents.returncode == 0
     assert agents.stdout.splitlines() == [
@@ -151,12 +163,21 @@ def test_overmind_agents_prints_the_plan_and_apply_says_how_to_run_it(settings: 
     assert bad.returncode == 3 and "no blueprint file" in bad.stderr
     apply = _console(settings, "apply", str(EXAMPLES / "blueprint.toml"))
     assert apply.returncode == 1
-    assert "call blueprint_run with" in apply.stderr and str(EXAMPLES / "blueprint.toml") in apply.stderr
+    assert "no overmind-mcp server is running" in apply.stderr and "start one with" in apply.stderr
+    unknown = _console(settings, "apply", str(EXAMPLES / "blueprint.toml"), "--var", "topic=x")
+    assert unknown.returncode == 2 and "vars.topic: not declared" in unknown.stderr
+
+
+async def _children(client: Client, run_id: str) -> list[str]:
+    return [entry["name"] for entry in (await call(client, "ps", parent=run_id))["missions"]]
+
+
+CONSOLE = [sys.executable, "-m", "overmind_mcp.console"]
 
 
 def _console(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "overmind_mcp.console", *args],
+        [*CONSOLE, *args],
         env=server_env(settings),
         capture_output=True,
         text=True,

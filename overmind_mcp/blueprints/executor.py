@@ -97,6 +97,7 @@ class Executor:
         order = layers({name: node.depends_on for name, node in self._nodes.items()})
         if done:
             self._log(f"resuming: {done} of {len(self._nodes)} agents had finished")
+            self._resume_halt()
         else:
             shape = " → ".join(", ".join(layer) for layer in order)
             self._log(f"{len(self._nodes)} agents in {len(order)} layers: {shape}")
@@ -131,6 +132,19 @@ class Executor:
             )
         )
         return verdict
+
+    def _resume_halt(self) -> None:
+        """A run taken over after a crash goes on halting if an agent had failed it: nothing new starts,
+        and what still runs of it is stopped."""
+        for (name, item), step in self._steps.items():
+            outcome = step.outcome
+            failed = item == JOIN and outcome is not None and outcome.status == "failed"
+            if failed and outcome is not None and self._nodes[name].on_failure == "fail":
+                for (node, index), other in self._steps.items():
+                    if other.state == StepState.RUNNING and other.mission_id is not None:
+                        self._live[other.mission_id] = (node, index)
+                self._halt(f"{name}: {outcome.error}")
+                return
 
     def _verdict(self) -> Verdict:
         counts: dict[str, int] = {}

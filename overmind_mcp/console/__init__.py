@@ -221,9 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--server", metavar="ID", help="the server whose dashboard to use (default: the newest)")
     agents = verb("agents", "a blueprint's agents in the order they run (layers run at once), or its every problem")
     agents.add_argument("file", metavar="FILE", help="the blueprint (TOML)")
-    apply = verb("apply", "run a blueprint through a live server (or say how to)")
+    apply = verb("apply", "run a blueprint through a live server: a mission whose children are its agents")
     apply.add_argument("file", metavar="FILE", help="the blueprint (TOML)")
     apply.add_argument("--var", action="append", metavar="NAME=VALUE", help="a value for one of its [vars]")
+    apply.add_argument("--wait", action="store_true", help="wait for the run to end; exit with its exit code")
+    apply.add_argument("--server", metavar="ID", help="the server to run it on (default: any live one)")
 
     listed = verb("worktrees", "isolated missions' worktrees: mission, branch, commits ahead, uncommitted work, state")
     listed.add_argument("--all", action="store_true", help="removed and discarded ones too")

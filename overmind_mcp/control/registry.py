@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Supervisor", P], Awaitable[A]]
 
-HANDLER_MODULES: tuple[str, ...] = ("overmind_mcp.control.builtin", "overmind_mcp.rituals.handlers")
+HANDLER_MODULES: tuple[str, ...] = (
+    "overmind_mcp.control.builtin",
+    "overmind_mcp.rituals.handlers",
+    "overmind_mcp.blueprints.handlers",
+)
 """Modules that register handlers when imported."""
 
 
