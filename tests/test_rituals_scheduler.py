@@ -185,7 +185,9 @@ async def test_misfire_grace_bounds_how_late_a_slot_may_start(quiet: Supervisor)
 
 async def test_a_long_outage_is_summed_up_past_the_cap(quiet: Supervisor) -> None:
     clock = FakeClock(T0)
-    await create_then_go_down(quiet, clock, RitualSpec(name="second", cron="* * * * * *", **command("true")), 1000)
+    # overlap=allow: the two runs start together (the latest missed slot and the one now due).
+    spec = RitualSpec(name="second", cron="* * * * * *", overlap="allow", **command("true"))
+    await create_then_go_down(quiet, clock, spec, 1000)
     async with fake_rituals(quiet, clock) as rituals:
         await until(quiet.settings, lambda: _history_is_long(rituals, "second", CATCH_UP_CAP + 1))
         await until(quiet.settings, lambda: _last_two_settled(rituals, "second"))

@@ -55,7 +55,9 @@ def run_name(ritual: str, slot: int) -> str:
 
 def unattended(request: SpawnRequest) -> SpawnRequest:
     """The request as a run nobody attends: a Claude child answers no prompt unless a policy does."""
-    if limits.task_kind(request) == "claude" and request.permission_prompts is None:
+    limits.task_kind(request)  # raises if its shape is wrong
+    # A request with no command is a Claude task (see limits.spec_of): the task's type says who runs it.
+    if request.command is None and request.permission_prompts is None:
         return request.model_copy(update={"permission_prompts": "none"})
     return request
 
