@@ -315,6 +315,14 @@ async def test_a_child_works_in_its_isolated_parents_worktree_until_both_end(set
         lead = (await supervisor.result("lead")).change
         assert lead is not None and lead.state == "archived"
         assert git(repo, "show", "overmind/lead:child.txt") == "child"
+        # Its worktree is gone: a later child cannot work in it, but can start from its branch.
+        with pytest.raises(InvalidRequest, match="has ended"):
+            await supervisor.spawn(SpawnRequest(command=["true"], parent=parent.id))
+        late = await supervisor.spawn(
+            SpawnRequest(command=["cat", "child.txt"], name="late", parent=parent.id, isolation="worktree")
+        )
+        [done] = (await supervisor.wait([late.id], timeout_s=20)).done
+        assert (done.status, done.text) == ("succeeded", "child")
     await assert_no_leftovers(settings)
 
 

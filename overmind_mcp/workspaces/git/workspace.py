@@ -124,6 +124,11 @@ class GitWorktreeWorkspace:
         """A child of an isolated mission, in its parent's worktree (never anywhere else)."""
         if parent is None:
             raise InvalidRequest("a worktree of its parent's was asked for, but its parent has none")
+        if parent.state not in WORKING:
+            raise InvalidRequest(
+                f"{parent.name}'s worktree has ended ({parent.state}): a child cannot work in it; "
+                "ask for isolation='worktree' to have one of its own"
+            )
         cwd = directory(placement.requested_cwd, placement.parent_cwd or parent.path)
         if not cwd.resolve().is_relative_to(parent.path.resolve()):
             raise InvalidRequest(
@@ -149,8 +154,11 @@ class GitWorktreeWorkspace:
         asked to work (it works there in its worktree), and the project file."""
         options = placement.spec.worktree
         assert options is not None
+        parent_cwd = placement.parent_cwd
+        if parent is not None and (parent_cwd is None or not parent_cwd.is_dir()):
+            parent_cwd = parent.repo  # its parent's worktree is archived: its branch is still there to start from
         try:
-            start = directory(placement.requested_cwd, placement.parent_cwd)
+            start = directory(placement.requested_cwd, parent_cwd)
         except InvalidRequest as exc:
             raise GitError(str(exc)) from None
         holding = gitops.open_repo(start)
