@@ -3,7 +3,8 @@
 An oversize request is answered in the protocol, not with a bare transport error: a
 `tools/call` gets a tool error, any other request a JSON-RPC error, each with the request's
 own id, so the caller sees what to fix and no client waits for an answer that never
-comes. Only the first bytes of such a body are read, to find that id.
+comes. Only the first 64 KiB of such a body are read, to find that id (clients write it
+before the params); without one, the answer is a 413 with a JSON-RPC error.
 
 A session costs the server memory until it ends. The SDK ends idle ones and caps their
 number; on top of that each caller (a mission's token, or the top-level token) keeps at
@@ -92,20 +93,21 @@ class SessionLedger:
                 self._forget(session_id)
             await self.app(scope, receive, send)
             return
-        opened: str | None = None
+        caller = self.credentials.identify(bearer(_header(scope, b"authorization")))
 
         async def watching(message: Message) -> None:
-            nonlocal opened
-            if message["type"] == "http.response.start" and message["status"] < 400:
+            if message["type"] == "http.response.start" and message["status"] < 400 and caller is not None:
                 opened = _find(message.get("headers", []), b"mcp-session-id")
+                if opened is not None:
+                    # Before the client hears of its new session: by then the stale ones are gone.
+                    await self._admit(scope, caller, opened)
             await send(message)
 
         await self.app(scope, receive, watching)
-        caller = self.credentials.identify(bearer(_header(scope, b"authorization")))
-        if opened is None or caller is None:
-            return
+
+    async def _admit(self, scope: Scope, caller: Caller, session_id: str) -> None:
         sessions = self._sessions.setdefault(caller, OrderedDict())
-        sessions[opened] = None
+        sessions[session_id] = None
         closing = [sessions.popitem(last=False)[0] for _ in range(len(sessions) - self.per_caller)]
         for ended in [who for who in self._sessions if who.mission_id and not self.credentials.active(who.mission_id)]:
             closing += list(self._sessions.pop(ended))
@@ -149,7 +151,7 @@ async def _answer_oversize(head: bytes, size: int, limit: int, send: Send) -> No
     if request_id is None:
         status, answer = 413, {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": text}}
     elif found.get("method") == "tools/call":
-        result = {"content": [{"type": "text", "text": text}], "isError": True}
+        result = {"content": [{"type": "text", "text": text}], "isError": True, "resultType": "complete"}
         status, answer = 200, {"jsonrpc": "2.0", "id": request_id, "result": result}
     else:
         status, answer = 200, {"jsonrpc": "2.0", "id": request_id, "error": {"code": -32600, "message": text}}
