@@ -137,13 +137,18 @@ def within_parent(
             request = request.model_copy(update={"isolation": "parent"})
     room_for_child(parent, settings, siblings=siblings)
     inherited: dict[str, Any] = {}
+    # A command carries no tools, mode, turns or budget of its own (it is no agent, and costs
+    # nothing): it is held to its own permissions below and to the time left above it.
+    agent = request.command is None
     nearest = nearest_claude(chain)
     if nearest is not None:
         claude, task = nearest
-        inherited |= _permissions(request, task, "the parent's" if claude is parent else f"{claude.name!r}'s")
+        if agent:
+            inherited |= _permissions(request, task, "the parent's" if claude is parent else f"{claude.name!r}'s")
         if by_mission:
             _own_permissions(request, privileges.Grants.of(task))
-    inherited |= _budget(request, chain, spent)
+    if agent:
+        inherited |= _budget(request, chain, spent)
     inherited |= _time(request, chain)
     return request.model_copy(update=inherited)
 
