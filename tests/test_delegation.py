@@ -199,7 +199,7 @@ async def test_a_child_outside_the_tree_is_refused_by_identity(delegating: Super
         await delegating.result("outsider", caller=as_insider)
     with pytest.raises(AccessDenied):
         await delegating.spawn(SpawnRequest(command=["true"], parent="outsider"), caller=as_insider)
-    with pytest.raises(Refused, match="is you"):
+    with pytest.raises(AccessDenied, match="is you"):
         await delegating.kill([insider.id], caller=as_insider)  # not even itself: only what it started
     await delegating.kill([outsider.id, insider.id])
 

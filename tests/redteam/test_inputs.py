@@ -133,7 +133,7 @@ async def test_a_queued_mission_ended_before_it_started_says_so(settings: Settin
         assert queued["status"] == "queued"
         await call(client, "kill", ids=[queued["id"]])
         ended = await call(client, "result", id=queued["id"])
-        assert ended["end_reason"] == "ended on request before it started", ended
+        assert "before it started" in ended["end_reason"] and "never" not in ended["end_reason"], ended
         await call(client, "kill", ids=[busy["id"]])
     await assert_no_leftovers(settings)
 
