@@ -58,8 +58,9 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-SESSION_IDLE_TIMEOUT_S = 15 * 60
-"""A session with no request for this long is closed (its client starts a new one on its next call)."""
+SESSION_IDLE_TIMEOUT_S = 30 * 60
+"""A session with no request for this long is closed (its client starts a new one on its next call). A
+mission's sessions are bounded without it: they close when the mission ends, and it keeps 16 at most."""
 MAX_SESSIONS = 256
 SESSIONS_PER_CALLER = 16
 
