@@ -40,11 +40,13 @@ class Tally:
     hangs: list[str] = field(default_factory=list)
     privileges_gained: list[str] = field(default_factory=list)
 
-    def assert_clean(self) -> None:
-        print(
+    def summary(self) -> str:
+        return (
             f"{self.calls} probes: {len(self.internal_errors)} internal errors, {len(self.hangs)} hangs, "
             f"{len(self.privileges_gained)} privileges gained"
         )
+
+    def assert_clean(self) -> None:
         assert not self.internal_errors, self.internal_errors[:5]
         assert not self.hangs, self.hangs[:5]
         assert not self.privileges_gained, self.privileges_gained[:5]

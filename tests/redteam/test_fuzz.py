@@ -77,8 +77,9 @@ HOSTILE_STRINGS = [
     "y" * (1024 * 1024 + 1),
 ]
 NUMBERS = [0, -1, 1, 2**31, 2**53 + 1, 2**63 - 1, 2**63, -(2**63) - 1, 10**30, 0.5, -0.0, 1e-300, 1e300]
-# Never a shell: a generated argument must not become code.
-PROGRAMS = ["true", "echo", "sleep", "/bin/echo", "no-such-program", "pytest"]
+# Never a shell, nor anything that runs code or this suite (pytest would): a generated argument
+# must not become a program of its own.
+PROGRAMS = ["true", "echo", "sleep", "/bin/echo", "no-such-program"]
 SCRIPTS = [
     "A task.\nfake: answer done",
     "fake: sleep 0.3\nfake: answer slow",
@@ -189,6 +190,9 @@ def draw_arguments(data: st.DataObject, tool: str, schema: dict[str, Any], known
     if optional:
         required += data.draw(st.lists(st.sampled_from(optional), max_size=4, unique=True), label="optional")
     names = required
+    if "timeout_s" in properties and "timeout_s" not in names and tool != "spawn":
+        # A wait's default is 45 s: every probe gives one, so that none waits longer than a call may.
+        names.append("timeout_s")
     if tool == "spawn" and not {"prompt", "command"} & set(names):
         names.append(data.draw(st.sampled_from(["prompt", "prompt", "command"]), label="kind"))
     arguments: dict[str, Any] = {}
@@ -315,7 +319,7 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         finally:
             server.__exit__(None, None, None)
         portal.call(assert_no_leftovers, settings)
-    print(f"\nfuzzed as {request.param}: {tally.calls} calls; {dict(sorted(target.answered.items()))}")
+    print(f"\nfuzzed as {request.param}: {tally.summary()}; {dict(sorted(target.answered.items()))}")
     tally.assert_clean()
 
 

@@ -79,6 +79,7 @@ async def test_odd_spawns_are_refused_up_front_and_leave_nothing(settings: Setti
         assert listed["missions"] == [], "a refused spawn leaves no mission behind"
         assert list(settings.missions_dir.iterdir()) == [], "nor a mission directory"
     await assert_no_leftovers(settings)
+    print(tally.summary())
     tally.assert_clean()
 
 
@@ -123,6 +124,7 @@ async def test_odd_calls_to_the_other_tools_get_clear_errors(settings: Settings)
                 assert result.is_error and must_say in text, (what, text)
         assert (await call(client, "ps"))["missions"] == []
     await assert_no_leftovers(settings)
+    print(tally.summary())
     tally.assert_clean()
 
 

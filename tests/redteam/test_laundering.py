@@ -62,6 +62,7 @@ async def test_a_read_only_planner_cannot_launder_its_way_to_a_shell(root: Clien
         suicide = await planner.call_tool("kill", {"ids": [me["id"]]})
         assert suicide.is_error and "is you" in text_of(suicide), text_of(suicide)
         await call(root, "kill", ids=[sleeper["id"]])
+    print(tally.summary())
     tally.assert_clean()
 
 
@@ -76,6 +77,7 @@ async def test_a_narrow_bash_rule_runs_its_program_and_nothing_else(root: Client
         await refused(tally, tester, "by path", "would not", command=["/bin/sh", "-c", "pytest"])
         await refused(tally, tester, "with env", "leave env out", command=["pytest"], env={"PYTHONPATH": "/tmp"})
         await refused(tally, tester, "the whole Bash", "go beyond", allowed_tools=["Bash"], **QUIET)
+    print(tally.summary())
     tally.assert_clean()
 
 
@@ -89,6 +91,7 @@ async def test_the_whole_bash_tool_may_run_anything_but_not_move_the_settings(ro
         assert (await call(root, "result", id=narrower["id"]))["status"] in ("running", "succeeded")
         for variable in ("HOME", "CLAUDE_CONFIG_DIR", "XDG_CONFIG_HOME", "PATH", "LD_PRELOAD", "NODE_OPTIONS"):
             await refused(tally, builder, variable, "may not set", env={variable: "/tmp/x"}, **QUIET)
+    print(tally.summary())
     tally.assert_clean()
 
 

@@ -83,6 +83,7 @@ async def test_one_tree_cannot_read_rewrite_or_erase_another_trees_memories(root
         everything = await call(root, "recall", limit=100, namespace=run_a)
         assert [memory["key"] for memory in everything["hits"]] == ["plan"]
         assert (await call(root, "recall", key="rule", namespace="global"))["hits"][0]["id"] == rule["id"]
+    print(tally.summary())
     tally.assert_clean()
 
 
@@ -105,4 +106,5 @@ async def test_a_child_reads_its_ancestors_missions_but_writes_only_its_own(root
             )
             await denied(tally, younger, "forget an ancestor's memory", "forget", "was written by", id=brief["id"])
             await call(younger, "remember", content="mine", namespace="run", key="younger-note")
+    print(tally.summary())
     tally.assert_clean()
