@@ -298,7 +298,11 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     # The stand-in's shebang is `env python3`: the server's children must find this interpreter.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     with start_blocking_portal() as portal:
-        server = portal.wrap_async_context_manager(stdio_server(settings, OVERMIND_MAX_CONCURRENT="4", PATH=path))
+        # Its children run in a scratch directory by default: what they write (a relative HOME) lands there.
+        scratch = tmp_path_factory.mktemp("fuzz-cwd")
+        server = portal.wrap_async_context_manager(
+            stdio_server(settings, cwd=scratch, OVERMIND_MAX_CONCURRENT="4", PATH=path)
+        )
         root, process = server.__enter__()
         try:
             client, child = root, None
