@@ -12,7 +12,7 @@ The limits, in UTF-8 bytes (also in README.md):
     command                                           1,024 arguments, 128 KiB in all
     env                                               256 variables, 128 KiB in all
     cwd                                               4,095 bytes
-    model, resume, parent, a tool rule                1,024 bytes each; 256 tool rules a list
+    model, resume, parent, base, a tool rule          1,024 bytes each; 256 tool rules a list
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def check_spawn(request: SpawnRequest) -> None:
         value = getattr(request, field)
         if value is not None:
             check_text(f"`{field}`", value, MAX_PROMPT_BYTES)
-    for field in ("model", "resume", "parent"):
+    for field in ("model", "resume", "parent", "base"):
         value = getattr(request, field)
         if value is not None:
             check_text(f"`{field}`", value, MAX_SHORT_BYTES)

@@ -27,13 +27,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
+from overmind_mcp.server import toolset
 from overmind_mcp.settings import Settings
 from tests.conftest import FAKE_CLAUDE, assert_no_leftovers
 from tests.helpers import stdio_server
 from tests.redteam.conftest import CALL_TIMEOUT_S, Tally, acting_as, looks_internal, text_of
 
 EXAMPLES = int(os.environ.get("OVERMIND_FUZZ_EXAMPLES", "25"))
-TOOLS = ["spawn", "wait", "result", "kill", "send", "interrupt", "ps", "logs", "status", "remember", "recall", "forget"]
+TOOLS = [tool.fn.__name__ for tool in toolset.ALL]
 
 HOSTILE_STRINGS = [
     "",
