@@ -42,11 +42,14 @@ class OversizeAsErrors:
             await self.app(scope, receive, send)
             return
         declared = _declared_length(scope)
+        declared_over = declared is not None and declared > self.limit
+        # The whole body, until it passes the limit; of one declared too big, only its head.
+        wanted = _HEAD_BYTES if declared_over else self.limit + 1
         chunks: list[bytes] = []
         size = 0
         complete = False
         trailing: Message | None = None
-        while size <= self.limit and not (declared is not None and declared > self.limit and size >= _HEAD_BYTES):
+        while size < wanted:
             message = await receive()
             if message["type"] != "http.request":
                 trailing = message
@@ -57,7 +60,7 @@ class OversizeAsErrors:
             if not message.get("more_body", False):
                 complete = True
                 break
-        if size > self.limit or (declared is not None and declared > self.limit):
+        if declared_over or size > self.limit:
             await _answer_oversize(b"".join(chunks)[:_HEAD_BYTES], max(size, declared or 0), self.limit, send)
             return
         replay: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": not complete}]
