@@ -144,7 +144,9 @@ def within_parent(
     if nearest is not None:
         claude, task = nearest
         if agent:
-            inherited |= _permissions(request, task, "the parent's" if claude is parent else f"{claude.name!r}'s")
+            # Through a parent that grants nothing of its own (a command, a blueprint run).
+            origin = "" if claude is parent else f" (what {claude.name}, the nearest Claude mission above, may do)"
+            inherited |= _permissions(request, task, origin)
         if by_mission:
             _own_permissions(request, privileges.Grants.of(task))
     if agent:
@@ -153,13 +155,13 @@ def within_parent(
     return request.model_copy(update=inherited)
 
 
-def _permissions(request: SpawnRequest, granted: ClaudeTask, whose: str) -> dict[str, Any]:
+def _permissions(request: SpawnRequest, granted: ClaudeTask, origin: str) -> dict[str, Any]:
     """Tools, permission mode and turns, inherited from the nearest Claude mission above."""
     grants = privileges.Grants.of(granted)
     inherited: dict[str, Any] = {}
     extra = [rule for rule in request.allowed_tools if not privileges.covers(grants, rule)]
     if extra:
-        raise Refused(f"allowed_tools {extra} go beyond {whose} {list(grants.allowed)}")
+        raise Refused(f"allowed_tools {extra} go beyond the parent's {list(grants.allowed)}{origin}")
     if grants.allowed:
         inherited["allowed_tools"] = request.allowed_tools or list(grants.allowed)
     if grants.denied:
@@ -168,10 +170,11 @@ def _permissions(request: SpawnRequest, granted: ClaudeTask, whose: str) -> dict
     if request.permission_mode is None:
         inherited["permission_mode"] = parent_mode
     elif MODE_RANK[request.permission_mode] > MODE_RANK[parent_mode or "default"]:
-        raise Refused(f"permission_mode {request.permission_mode} is more than {whose} {parent_mode or 'default'}")
+        mode = parent_mode or "default"
+        raise Refused(f"permission_mode {request.permission_mode} is more than the parent's {mode}{origin}")
     if granted.max_turns is not None:
         if request.max_turns is not None and request.max_turns > granted.max_turns:
-            raise Refused(f"max_turns {request.max_turns} is more than {whose} {granted.max_turns}")
+            raise Refused(f"max_turns {request.max_turns} is more than the parent's {granted.max_turns}{origin}")
         inherited["max_turns"] = request.max_turns or granted.max_turns
     return inherited
 
