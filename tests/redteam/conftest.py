@@ -64,8 +64,13 @@ def looks_internal(text: str) -> bool:
 
 @pytest.fixture
 async def root(settings: Settings) -> AsyncIterator[Client]:
-    """The top-level client of a real `python -m overmind_mcp` over stdio; nothing it started may outlive it."""
-    async with stdio_server(settings) as (client, _process):
+    """The top-level client of a real `python -m overmind_mcp` over stdio; nothing it started may outlive it.
+
+    It runs in a scratch directory, so what a probe manages to write lands there, not in the checkout.
+    """
+    scratch = settings.home.parent / "work"
+    scratch.mkdir(parents=True, exist_ok=True)
+    async with stdio_server(settings, cwd=scratch) as (client, _process):
         yield client
     await assert_no_leftovers(settings)
 

@@ -99,3 +99,32 @@ async def test_the_top_level_client_keeps_its_freedom(root: Client) -> None:
     spawned = await call(root, "spawn", command=["sh", "-c", "echo $HOME"], env={"HOME": "/elsewhere"}, cwd="/")
     waited = await call(root, "wait", ids=[spawned["id"]], timeout_s=30)
     assert waited["done"][0]["text"] == "/elsewhere"
+
+
+async def test_a_blueprint_is_no_way_round_a_missions_own_permissions(root: Client) -> None:
+    tally = Tally()
+    blueprint = """
+name = "laundry"
+
+[agents.shell]
+command = 'touch laundered'
+
+[agents.argv]
+command = ["sh", "-c", "touch laundered"]
+
+[agents.agent]
+prompt = "A task.\\nfake: answer done"
+allowed_tools = ["Bash"]
+"""
+    async with acting_as(root, name="reader", allowed_tools=["Read"]) as (reader, _me):
+        run = await call(reader, "blueprint_run", toml=blueprint)
+        done = (await call(reader, "wait", ids=[run["id"]], timeout_s=60))["done"][0]
+        nodes = done["output"]["nodes"]
+        for node, must_say in (("shell", "would not"), ("argv", "would not"), ("agent", "go beyond")):
+            tally.calls += 1
+            if nodes[node]["status"] == "succeeded":
+                tally.privileges_gained.append(f"blueprint node {node}: {nodes[node]}")
+            else:
+                assert must_say in nodes[node]["error"], nodes[node]
+    print(tally.summary())
+    tally.assert_clean()
