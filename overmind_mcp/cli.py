@@ -65,15 +65,15 @@ def main(argv: list[str] | None = None) -> None:
         from overmind_mcp.demo import run_demo
 
         sys.exit(anyio.run(run_demo, args.claude_bin))
-    if args.command == "serve" and args.headless:
-        anyio.run(serve_headless, settings)
-    elif args.command == "serve" and args.http:
+    if args.command == "serve" and args.http and not args.headless:
         from overmind_mcp.server.http import is_loopback
 
         if not is_loopback(args.host) and not args.allow_remote:
             parser.exit(2, f"overmind-mcp: --host {args.host} is not a loopback address; add --allow-remote\n")
     try:
-        if args.command == "serve" and args.http:
+        if args.command == "serve" and args.headless:
+            anyio.run(serve_headless, settings)
+        elif args.command == "serve" and args.http:
             anyio.run(serve_http, settings, args.host, args.port)
         else:
             anyio.run(serve_stdio, settings)

@@ -109,7 +109,7 @@ def _check_env(variables: Iterable[tuple[str, str]]) -> None:
                 f"env: {name[:80]!r} is not a variable name (letters, digits and '_', not starting with a digit)"
             )
         if name.startswith("OVERMIND_"):
-            raise InvalidRequest(f"env: {name!r} cannot be set (OVERMIND_* names are reserved)")
+            raise InvalidRequest(f"env: {name!r} cannot be set (OVERMIND_* are reserved for the server)")
         total += len(name) + 2 + check_text(f"env {name!r}", value, MAX_ENV_BYTES)
     if count > MAX_ENV_VARIABLES:
         raise InvalidRequest(f"env has {count} variables; the limit is {MAX_ENV_VARIABLES}")
