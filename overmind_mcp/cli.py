@@ -14,6 +14,8 @@ import anyio.abc
 
 from overmind_mcp import __version__
 from overmind_mcp.settings import Settings
+from overmind_mcp.storage import files
+from overmind_mcp.storage.files import UnsafeStateFile
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -63,16 +65,20 @@ def main(argv: list[str] | None = None) -> None:
         from overmind_mcp.demo import run_demo
 
         sys.exit(anyio.run(run_demo, args.claude_bin))
-    if args.command == "serve" and args.headless:
-        anyio.run(serve_headless, settings)
-    elif args.command == "serve" and args.http:
+    if args.command == "serve" and args.http and not args.headless:
         from overmind_mcp.server.http import is_loopback
 
         if not is_loopback(args.host) and not args.allow_remote:
             parser.exit(2, f"overmind-mcp: --host {args.host} is not a loopback address; add --allow-remote\n")
-        anyio.run(serve_http, settings, args.host, args.port)
-    else:
-        anyio.run(serve_stdio, settings)
+    try:
+        if args.command == "serve" and args.headless:
+            anyio.run(serve_headless, settings)
+        elif args.command == "serve" and args.http:
+            anyio.run(serve_http, settings, args.host, args.port)
+        else:
+            anyio.run(serve_stdio, settings)
+    except UnsafeStateFile as exc:
+        parser.exit(2, f"overmind-mcp: {exc}\n")
 
 
 async def serve_stdio(settings: Settings) -> None:
@@ -112,7 +118,7 @@ async def serve_http(settings: Settings, host: str, port: int) -> None:
     from overmind_mcp.server.hosting import supervising
     from overmind_mcp.server.lifetime import rooms
 
-    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    files.private_directory(settings.home)
     token_path = settings.home / "http-token"
     token, created = http.load_or_create_token(token_path)
     try:

@@ -55,7 +55,9 @@ async def _scenario(client: Client) -> int:
     print(f"connected over stdio; tools: {', '.join(tools)}\n")
 
     lead_prompt = "Plan the release.\nfake: sleep 1.5\nfake: answer Plan ready."
-    lead = await _call(client, "spawn", name="lead", prompt=lead_prompt)
+    # Children inherit the lead's permissions and can only narrow them; write-tests runs lint
+    # as a command, which its own Bash permission must allow.
+    lead = await _call(client, "spawn", name="lead", prompt=lead_prompt, allowed_tools=["Read", "Bash"])
     lint = json.dumps({"name": "lint", "command": [sys.executable, "-c", "print('ruff: 0 problems')"]})
     children = [
         ("research-api", "Survey the API.\nfake: turns 3\nfake: answer The API has 12 endpoints; 2 lack tests."),

@@ -56,6 +56,10 @@ class Credentials:
         if digest is not None:
             self._missions.pop(digest, None)
 
+    def active(self, mission_id: str) -> bool:
+        """Whether the mission holds a live token (its token dies when it ends)."""
+        return mission_id in self._by_mission
+
     def identify(self, token: str | None) -> Caller | None:
         """The caller a token stands for, or None if it stands for nobody."""
         if not token:

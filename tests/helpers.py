@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -27,15 +28,19 @@ def server_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
 
 
-def server_params(settings: Settings, **extra: str) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "overmind_mcp"], env=server_env(settings, **extra))
+def server_params(settings: Settings, *, cwd: Path | None = None, **extra: str) -> StdioServerParameters:
+    env = server_env(settings, **extra)
+    return StdioServerParameters(command=sys.executable, args=["-m", "overmind_mcp"], env=env, cwd=cwd)
 
 
 @asynccontextmanager
-async def stdio_server(settings: Settings, **extra: str) -> AsyncIterator[tuple[Client, psutil.Process]]:
-    """A real stdio server driven by the SDK's client, and its process; `extra` adds OVERMIND_* settings."""
+async def stdio_server(
+    settings: Settings, *, cwd: Path | None = None, **extra: str
+) -> AsyncIterator[tuple[Client, psutil.Process]]:
+    """A real stdio server driven by the SDK's client, and its process; `extra` adds OVERMIND_* settings,
+    `cwd` is where it runs (and so where its children run by default)."""
     before = {child.pid for child in psutil.Process().children()}
-    async with Client(server_params(settings, **extra), mode="legacy") as client:
+    async with Client(server_params(settings, cwd=cwd, **extra), mode="legacy") as client:
         await client.list_tools()
         yield client, new_child_running("overmind_mcp", before)
 

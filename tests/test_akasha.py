@@ -443,7 +443,7 @@ async def test_the_index_stays_consistent_through_updates_and_deletes(akasha: Ak
     db.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
     assert db.execute("SELECT count(*) FROM memories").fetchone() == (5,)
     assert db.execute("SELECT count(*) FROM memory_tags").fetchone() == (5,)
-    assert db.execute("PRAGMA user_version").fetchone() == (1,)
+    assert db.execute("PRAGMA user_version").fetchone() == (akasha_store.SCHEMA_VERSION,)
     db.close()
     # Opening it again migrates nothing and loses nothing.
     reopened = await Akasha.open(tmp_path / "state" / "akasha.db", project_dir=tmp_path)

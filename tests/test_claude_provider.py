@@ -20,17 +20,26 @@ from overmind_mcp.core.events import (
     Unknown,
     to_text,
 )
-from overmind_mcp.providers.claude import ClaudeOptions, build_argv, interrupt_request, parse_line, user_message
+from overmind_mcp.providers.claude import (
+    ClaudeOptions,
+    build_argv,
+    interrupt_request,
+    parse_line,
+    task_input,
+    user_message,
+)
 
 TRANSCRIPTS = Path(__file__).parent / "data" / "transcripts"
 
 
-def test_minimal_argv() -> None:
-    argv = build_argv("claude", ClaudeOptions(prompt="do it"))
-    assert argv == ["claude", "-p", "--output-format=stream-json", "--verbose", "--", "do it"]
+def test_minimal_argv_holds_no_prompt_the_prompt_goes_to_stdin() -> None:
+    options = ClaudeOptions(prompt="do it")
+    argv = build_argv("claude", options)
+    assert argv == ["claude", "-p", "--output-format=stream-json", "--verbose", "--input-format=stream-json"]
+    assert task_input(options) == user_message("do it")
 
 
-def test_every_option_is_one_argv_element_and_the_prompt_comes_after_double_dash() -> None:
+def test_every_option_is_one_argv_element_and_no_prompt_is_in_argv() -> None:
     options = ClaudeOptions(
         prompt="--help; rm -rf / $(whoami)",
         model="--evil",
@@ -39,7 +48,7 @@ def test_every_option_is_one_argv_element_and_the_prompt_comes_after_double_dash
         permission_mode="acceptEdits",
         max_turns=4,
         max_budget_usd=0.5,
-        append_system_prompt="Be brief.\nVery.",
+        append_system_prompt_file="/state/missions/1/append-system-prompt.md",
         session_id="6d7c1a0c-5e3b-4b9e-8d35-5b8f8c0b6d11",
         mcp_config=['{"mcpServers": {}}'],
         strict_mcp_config=True,
@@ -50,19 +59,19 @@ def test_every_option_is_one_argv_element_and_the_prompt_comes_after_double_dash
         "-p",
         "--output-format=stream-json",
         "--verbose",
+        "--input-format=stream-json",
         "--model=--evil",
         "--allowedTools=Read,Bash(git *)",
         "--disallowedTools=Write",
         "--permission-mode=acceptEdits",
         "--max-turns=4",
         "--max-budget-usd=0.5",
-        "--append-system-prompt=Be brief.\nVery.",
+        "--append-system-prompt-file=/state/missions/1/append-system-prompt.md",
         "--session-id=6d7c1a0c-5e3b-4b9e-8d35-5b8f8c0b6d11",
         '--mcp-config={"mcpServers": {}}',
         "--strict-mcp-config",
-        "--",
-        "--help; rm -rf / $(whoami)",
     ]
+    assert json.loads(task_input(options) or b"")["message"]["content"] == "--help; rm -rf / $(whoami)"
 
 
 def test_resume_is_written_with_equals_so_a_dash_cannot_inject_a_flag() -> None:
@@ -70,10 +79,10 @@ def test_resume_is_written_with_equals_so_a_dash_cannot_inject_a_flag() -> None:
     assert "--resume=-x" in argv
 
 
-def test_session_reads_stdin_and_takes_no_prompt_argument() -> None:
-    argv = build_argv("claude", ClaudeOptions(prompt="ignored here", session=True))
-    assert "--input-format=stream-json" in argv
-    assert "--" not in argv
+def test_a_session_reads_its_turns_from_its_pipe_not_from_a_prompt_file() -> None:
+    options = ClaudeOptions(prompt="sent as the first turn", session=True)
+    assert "--input-format=stream-json" in build_argv("claude", options)
+    assert task_input(options) is None
 
 
 def test_session_messages() -> None:

@@ -129,6 +129,8 @@ async def test_a_childs_spawns_become_its_children_and_ps_shows_its_subtree(dele
                 "answer {last}",
             ),
             name="parent-agent",
+            # Its own Bash tool could run `echo`, so it may start it as a command.
+            allowed_tools=["Bash(echo:*)"],
         )
     )
     answer = await delegating.wait([parent.id], timeout_s=30)
@@ -197,7 +199,7 @@ async def test_a_child_outside_the_tree_is_refused_by_identity(delegating: Super
         await delegating.result("outsider", caller=as_insider)
     with pytest.raises(AccessDenied):
         await delegating.spawn(SpawnRequest(command=["true"], parent="outsider"), caller=as_insider)
-    with pytest.raises(AccessDenied):
+    with pytest.raises(AccessDenied, match="is you"):
         await delegating.kill([insider.id], caller=as_insider)  # not even itself: only what it started
     await delegating.kill([outsider.id, insider.id])
 

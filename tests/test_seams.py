@@ -121,7 +121,12 @@ class EchoAgent:
         return False
 
     def plan(
-        self, task: ClaudeTask | CommandTask, *, delegation: Delegation | None = None, restart: Restart | None = None
+        self,
+        task: ClaudeTask | CommandTask,
+        *,
+        delegation: Delegation | None = None,
+        restart: Restart | None = None,
+        inputs: Path | None = None,
     ) -> LaunchPlan:
         assert isinstance(task, ClaudeTask)
         return LaunchPlan(argv=["echo", f"said: {task.prompt}"])

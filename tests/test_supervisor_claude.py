@@ -143,8 +143,10 @@ async def test_recall_into_prompt_gives_the_child_the_relevant_memories(supervis
     spawned = await supervisor.spawn(SpawnRequest(prompt=prompt, recall_into_prompt=True))
     await until_output(supervisor, spawned.id, "up")
     argv = psutil.Process(spawned.pid).cmdline()
-    system = next(arg for arg in argv if arg.startswith("--append-system-prompt="))
-    assert "VPN" in system
+    # The system prompt is read from a file: its text is never in argv.
+    path = next(arg for arg in argv if arg.startswith("--append-system-prompt-file=")).partition("=")[2]
+    system = await anyio.Path(path).read_text()
+    assert "VPN" in system and "VPN" not in " ".join(argv)
     assert "coffee" not in system
     await supervisor.kill([spawned.id])
 

@@ -315,6 +315,10 @@ def check_usage(opts: dict[str, Any]) -> None:
             uuid.UUID(opts["session_id"])
         except ValueError:
             raise UsageError("Error: Invalid session ID. Must be a valid UUID.") from None
+    prompt_files = (("append_system_prompt_file", "Append system prompt"), ("system_prompt_file", "System prompt"))
+    for option, label in prompt_files:
+        if option in opts and not Path(opts[option]).is_file():
+            raise UsageError(f"Error: {label} file not found: {opts[option]}")
 
 
 def parse_input_line(line: bytes) -> dict[str, str] | None:

@@ -31,9 +31,12 @@ class Memory(_Model):
     key: str | None
     content: str
     tags: list[str]
-    mission_id: str | None = Field(description="the mission that last wrote it; null for the top-level client")
+    mission_id: str | None = Field(
+        description="the mission that last wrote it; null for the top-level client, or hidden from a mission of "
+        "another tree"
+    )
     mission_name: str | None
-    session_id: str | None = Field(description="that mission's Claude session")
+    session_id: str | None = Field(description="that mission's Claude session (hidden like mission_id)")
     created_at: str
     updated_at: str
 

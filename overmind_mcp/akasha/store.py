@@ -28,7 +28,7 @@ from overmind_mcp.akasha import namespaces
 from overmind_mcp.akasha.models import Memory, RecallHit, RecallResult, Remembered
 from overmind_mcp.akasha.namespaces import Provenance, Scope
 from overmind_mcp.akasha.query import compile_query, keywords_query
-from overmind_mcp.errors import InvalidRequest, NotFound
+from overmind_mcp.errors import InvalidRequest, NotFound, Refused
 from overmind_mcp.storage import sqlite
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ MAX_KEY_CHARS = 200
 MAX_TAGS = 20
 MAX_TAG_CHARS = 64
 MAX_LIMIT = 100
+MAX_ID = 2**63 - 1
+"""The largest id SQLite can hold."""
 HIT_CONTENT_CHARS = 2_000
 """A search hit carries at most this much content; an exact key lookup carries all of it."""
 RESULT_CHARS = 20_000
@@ -110,7 +112,11 @@ _MIGRATIONS: list[tuple[str, ...]] = [
         END
         """,
     ),
+    # 2: the run (mission tree) of whoever wrote a memory: who else may replace or forget it.
+    ("ALTER TABLE memories ADD COLUMN run_id TEXT",),
 ]
+SCHEMA_VERSION = len(_MIGRATIONS)
+"""The schema version this code migrates a memory database to."""
 
 _FIELDS = (
     "id",
@@ -124,20 +130,26 @@ _FIELDS = (
     "created_at",
     "updated_at",
 )
-_COLUMNS = ", ".join(f"m.{field}" for field in _FIELDS)
-_RETURNING = ", ".join(_FIELDS)
+# run_id is read with every memory (to hide another tree's ids from a mission) but never shown.
+_COLUMNS = ", ".join(f"m.{field}" for field in (*_FIELDS, "run_id"))
+_RETURNING = ", ".join((*_FIELDS, "run_id"))
 
 _UPSERT = """
-    INSERT INTO memories (namespace, key, content, tags, mission_id, mission_name, session_id, created_at, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO memories (
+        namespace, key, content, tags, mission_id, mission_name, session_id, run_id, created_at, updated_at
+    )
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (namespace, key) WHERE key IS NOT NULL DO UPDATE SET
         content = excluded.content,
         tags = excluded.tags,
         mission_id = excluded.mission_id,
         mission_name = excluded.mission_name,
         session_id = excluded.session_id,
+        run_id = excluded.run_id,
         updated_at = excluded.updated_at
 """
+# In a shared namespace a mission replaces only what its own run wrote.
+_UPSERT_OWN_RUN = _UPSERT + "    WHERE memories.run_id IS excluded.run_id\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +187,22 @@ class Akasha:
     ) -> None:
         await self.close()
 
-    def scope(self, mission_id: str | None = None, root_id: str | None = None) -> Scope:
-        """Where a caller stands in this server's project: the root client, or a mission in a run."""
-        return Scope(project_dir=self.project_dir, mission_id=mission_id, root_id=root_id)
+    def scope(
+        self,
+        mission_id: str | None = None,
+        root_id: str | None = None,
+        *,
+        ancestors: Sequence[str] = (),
+        confined: bool = False,
+    ) -> Scope:
+        """Where a caller stands in this server's project: the root client, or (`confined`) a mission in a run."""
+        return Scope(
+            project_dir=self.project_dir,
+            mission_id=mission_id,
+            root_id=root_id,
+            ancestors=tuple(ancestors),
+            confined=confined,
+        )
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -189,12 +214,27 @@ class Akasha:
         key: str | None = None,
         tags: Sequence[str] = (),
         by: Provenance = ANONYMOUS,
+        scope: Scope | None = None,
     ) -> Remembered:
-        """Store a memory; with a key, replace the namespace's memory of that key, keeping its created_at."""
+        """Store a memory; with a key, replace the namespace's memory of that key, keeping its created_at.
+
+        With a mission's `scope`, the namespace must be one it may write to, and in a shared
+        one (global, project) a key another tree or the top-level client wrote is refused.
+        """
         now = time.time()
         params = _upsert_params(NewMemory(content, namespace, key, tags), by, now)
-        [row] = await self._fetch(f"{_UPSERT} RETURNING {_RETURNING}", params)
-        return Remembered(**_fields(row), replaced=row["created_at"] != now)
+        upsert = _UPSERT
+        if scope is not None and scope.confined:
+            scope.check_writable(namespace)
+            if not scope.owns(namespace):
+                upsert = _UPSERT_OWN_RUN
+        rows = await self._fetch(f"{upsert} RETURNING {_RETURNING}", params)
+        if not rows:
+            raise Refused(
+                f"key {key!r} in {namespace} was written by the top-level client or another mission tree, and a "
+                "mission replaces there only what its own run wrote: remember it under another key"
+            )
+        return Remembered(**_fields(rows[0], scope), replaced=rows[0]["created_at"] != now)
 
     async def remember_many(self, memories: Iterable[NewMemory], *, by: Provenance = ANONYMOUS) -> int:
         """Store many memories in one transaction (an import); returns how many were written."""
@@ -211,37 +251,64 @@ class Akasha:
         return len(params)
 
     async def forget(
-        self, *, memory_id: int | None = None, key: str | None = None, namespace: str | None = None
+        self,
+        *,
+        memory_id: int | None = None,
+        key: str | None = None,
+        namespace: str | None = None,
+        scope: Scope | None = None,
     ) -> Memory:
-        """Delete one memory, by id or by key within a namespace; returns what it held."""
+        """Delete one memory, by id or by key within a namespace; returns what it held.
+
+        With a mission's `scope`, only a memory in a namespace it owns, or one its own run
+        wrote in global or project; one it cannot even read is reported as not found.
+        """
         if (memory_id is None) == (key is None):
             raise InvalidRequest("give the memory's id or its key (with its namespace): exactly one of the two")
         if key is not None and namespace is None:
             raise InvalidRequest(f"key {key!r}: say which namespace it is in")
         if memory_id is not None:
-            sql, params, missing = (
-                f"DELETE FROM memories WHERE id = ? RETURNING {_RETURNING}",
-                (memory_id,),
-                f"no memory has id {memory_id}",
-            )
+            _check_id(memory_id)
+            match, match_params, missing = "id = ?", [memory_id], f"no memory has id {memory_id}"
         else:
-            sql, params, missing = (
-                f"DELETE FROM memories WHERE namespace = ? AND key = ? RETURNING {_RETURNING}",
-                (namespace, key),
-                f"no memory has key {key!r} in namespace {namespace!r}",
+            match, match_params = "namespace = ? AND key = ?", [namespace, key]
+            missing = f"no memory has key {key!r} in namespace {namespace!r}"
+        if scope is None or not scope.confined:
+            rows = await self._fetch(f"DELETE FROM memories WHERE {match} RETURNING {_RETURNING}", match_params)
+            if not rows:
+                raise NotFound(f"{missing}; recall lists memories with their ids, keys and namespaces")
+            return _memory(rows[0])
+        if namespace is not None:
+            scope.check_readable(namespace)
+        owned = [space for space in scope.visible() if scope.owns(space)]
+        shared = [space for space in scope.visible() if scope.shared(space)]
+        mine = (
+            f"(namespace IN ({', '.join('?' for _ in owned)})"
+            f" OR (namespace IN ({', '.join('?' for _ in shared)}) AND run_id IS ?))"
+        )
+        rows = await self._fetch(
+            f"DELETE FROM memories WHERE {match} AND {mine} RETURNING {_RETURNING}",
+            [*match_params, *owned, *shared, scope.root_id],
+        )
+        if rows:
+            return _memory(rows[0], scope)
+        kept = await self._fetch(f"SELECT namespace FROM memories WHERE {match}", match_params)
+        if kept and kept[0]["namespace"] in scope.visible():
+            raise Refused(
+                f"memory {memory_id or key!r} in {kept[0]['namespace']} was written by the top-level client, another "
+                "mission tree or an ancestor: a mission forgets only what its own run and its own mission hold"
             )
-        rows = await self._fetch(sql, params)
-        if not rows:
-            raise NotFound(f"{missing}; recall lists memories with their ids, keys and namespaces")
-        return _memory(rows[0])
+        raise NotFound(f"{missing}; recall lists memories with their ids, keys and namespaces")
 
     # -- reading -------------------------------------------------------------------------------
 
-    async def get(self, memory_id: int) -> Memory:
+    async def get(self, memory_id: int, *, scope: Scope | None = None) -> Memory:
+        """One memory by id; with a mission's `scope`, only one it may read (else: not found)."""
+        _check_id(memory_id)
         rows = await self._fetch(f"SELECT {_COLUMNS} FROM memories m WHERE m.id = ?", (memory_id,))
-        if not rows:
+        if not rows or (scope is not None and scope.confined and rows[0]["namespace"] not in scope.visible()):
             raise NotFound(f"no memory has id {memory_id}; recall lists memories with their ids")
-        return _memory(rows[0])
+        return _memory(rows[0], scope)
 
     async def count(self, namespace: str | None = None) -> int:
         if namespace is None:
@@ -259,14 +326,19 @@ class Akasha:
         key: str | None = None,
         tags: Sequence[str] = (),
         limit: int = 10,
+        scope: Scope | None = None,
     ) -> RecallResult:
         """Ranked full-text search, an exact key lookup, or (with neither) the newest memories.
 
         A search first asks for every term; when nothing has them all, it settles for any
-        of them, best first, and says so in `mode`.
+        of them, best first, and says so in `mode`. With a mission's `scope`, every
+        namespace must be within its reach, and other trees' ids are left out of the hits.
         """
         if not namespaces:
             raise InvalidRequest("no namespace to search")
+        if scope is not None:
+            for namespace in namespaces:
+                scope.check_readable(namespace)
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
         tags = _normalise_tags(tags)
@@ -279,24 +351,26 @@ class Akasha:
         if key is not None:
             sql = f"SELECT {_COLUMNS} FROM memories m WHERE m.key = ? AND {where} ORDER BY m.updated_at DESC LIMIT ?"
             rows = await self._fetch(sql, [_check_key(key), *params, limit])
-            hits = [_hit(row, snippet=_opening(row["content"]), score=None, whole=True) for row in rows]
+            hits = [_hit(row, scope, snippet=_opening(row["content"]), score=None, whole=True) for row in rows]
             return RecallResult(hits=hits, mode="key", namespaces=spaces)
 
         if query is None:
             sql = f"SELECT {_COLUMNS} FROM memories m WHERE {where} ORDER BY m.updated_at DESC, m.id DESC LIMIT ?"
             rows = await self._fetch(sql, [*params, limit])
-            hits = [_hit(row, snippet=_opening(row["content"]), score=None) for row in rows]
+            hits = [_hit(row, scope, snippet=_opening(row["content"]), score=None) for row in rows]
             return RecallResult(hits=hits, mode="recent", namespaces=spaces)
 
         compiled = compile_query(query)
         mode, expression = "all_terms", compiled.all_terms
-        hits = await self._search(expression, where, params, limit)
+        hits = await self._search(expression, where, params, limit, scope)
         if not hits and compiled.any_term is not None:
             mode, expression = "any_term", compiled.any_term
-            hits = await self._search(expression, where, params, limit)
+            hits = await self._search(expression, where, params, limit, scope)
         return RecallResult(hits=hits, mode=mode, expression=expression, namespaces=spaces)
 
-    async def _search(self, expression: str, where: str, params: list[Any], limit: int) -> list[RecallHit]:
+    async def _search(
+        self, expression: str, where: str, params: list[Any], limit: int, scope: Scope | None = None
+    ) -> list[RecallHit]:
         # Best BM25 first (FTS5's bm25 is lower-is-better), the newest among equals.
         sql = f"""
             SELECT {_COLUMNS}, {_RANK} AS rank, {_SNIPPET} AS snippet
@@ -317,7 +391,7 @@ class Akasha:
             ) from None
         # Four significant digits, not four decimals: a word found in most memories has an
         # IDF near zero (FTS5 floors it at 1e-6), and its scores would all print as 0.0.
-        return [_hit(row, snippet=row["snippet"], score=float(f"{-row['rank']:.4g}")) for row in rows]
+        return [_hit(row, scope, snippet=row["snippet"], score=float(f"{-row['rank']:.4g}")) for row in rows]
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
         # One trip to the connection's thread for the whole statement: each trip is a thread
@@ -327,7 +401,13 @@ class Akasha:
     # -- for spawn: memories into a child's prompt, its result into memory ------------------------
 
     async def context_for_prompt(
-        self, prompt: str, namespaces: Sequence[str], *, limit: int = 5, max_chars: int = 3_000
+        self,
+        prompt: str,
+        namespaces: Sequence[str],
+        *,
+        limit: int = 5,
+        max_chars: int = 3_000,
+        scope: Scope | None = None,
     ) -> str | None:
         """A short block for a child's system prompt: the memories that best match its task.
 
@@ -337,7 +417,7 @@ class Akasha:
         if expression is None or not namespaces:
             return None
         where, params = _filters(list(dict.fromkeys(namespaces)), [])
-        hits = await self._search(expression, where, params, limit)
+        hits = await self._search(expression, where, params, limit, scope)
         if not hits:
             return None
         lines = [
@@ -376,7 +456,7 @@ class Akasha:
             namespace=namespaces.run(row.root_id),
             key=f"result:{row.name}:{row.id}",
             tags=["result", row.status],
-            by=Provenance(mission_id=row.id, mission_name=row.name, session_id=row.session_id),
+            by=Provenance(mission_id=row.id, mission_name=row.name, session_id=row.session_id, run_id=row.root_id),
         )
 
 
@@ -391,7 +471,7 @@ def _upsert_params(memory: NewMemory, by: Provenance, now: float) -> tuple[Any, 
         )
     key = _check_key(memory.key) if memory.key is not None else None
     tags = json.dumps(_normalise_tags(memory.tags), ensure_ascii=False)
-    return (memory.namespace, key, content, tags, by.mission_id, by.mission_name, by.session_id, now, now)
+    return (memory.namespace, key, content, tags, by.mission_id, by.mission_name, by.session_id, by.run_id, now, now)
 
 
 def _check_key(key: str) -> str:
@@ -425,27 +505,35 @@ def _filters(spaces: Sequence[str], tags: Sequence[str]) -> tuple[str, list[Any]
     return " AND ".join(clauses), [*spaces, *tags]
 
 
-def _fields(row: sqlite3.Row) -> dict[str, Any]:
+def _fields(row: sqlite3.Row, scope: Scope | None = None) -> dict[str, Any]:
+    # A mission sees who wrote a memory only within its own tree: another tree's mission and
+    # session ids are handles on that tree (a session id can be resumed).
+    foreign = scope is not None and scope.confined and row["run_id"] != scope.root_id
     return {
         "id": row["id"],
         "namespace": row["namespace"],
         "key": row["key"],
         "content": row["content"],
         "tags": json.loads(row["tags"]),
-        "mission_id": row["mission_id"],
-        "mission_name": row["mission_name"],
-        "session_id": row["session_id"],
+        "mission_id": None if foreign else row["mission_id"],
+        "mission_name": None if foreign else row["mission_name"],
+        "session_id": None if foreign else row["session_id"],
         "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),
     }
 
 
-def _memory(row: sqlite3.Row) -> Memory:
-    return Memory(**_fields(row))
+def _memory(row: sqlite3.Row, scope: Scope | None = None) -> Memory:
+    return Memory(**_fields(row, scope))
 
 
-def _hit(row: sqlite3.Row, *, snippet: str, score: float | None, whole: bool = False) -> RecallHit:
-    fields = _fields(row)
+def _check_id(memory_id: int) -> None:
+    if not 1 <= memory_id <= MAX_ID:
+        raise InvalidRequest(f"no memory has id {memory_id}: ids are whole numbers from 1 to {MAX_ID}")
+
+
+def _hit(row: sqlite3.Row, scope: Scope | None, *, snippet: str, score: float | None, whole: bool = False) -> RecallHit:
+    fields = _fields(row, scope)
     truncated = not whole and len(fields["content"]) > HIT_CONTENT_CHARS
     if truncated:
         fields["content"] = fields["content"][:HIT_CONTENT_CHARS] + "…"

@@ -34,6 +34,7 @@ from overmind_mcp.blueprints.validate import MAX_FOREACH_ITEMS
 from overmind_mcp.blueprints.when import WhenError, compile_condition
 from overmind_mcp.core.status import Status
 from overmind_mcp.errors import Conflict, OvermindError
+from overmind_mcp.identity import Caller
 from overmind_mcp.models import MissionResult, SpawnRequest
 from overmind_mcp.providers.blueprint import log_line, result_line
 from overmind_mcp.storage.missions import MissionRow
@@ -327,7 +328,9 @@ class Executor:
         with anyio.CancelScope(shield=True):
             await self._journal.starting(node.name, item, attempt, request.name)
             try:
-                spawned = await self._supervisor.spawn(request)
+                # As the run itself: the run's children are its own spawns, held to what the mission
+                # above it may do (a blueprint is no way round a mission's own permissions).
+                spawned = await self._supervisor.spawn(request, caller=Caller(self._run.id))
             except Conflict as exc:
                 if "being stopped" in str(exc):
                     return None

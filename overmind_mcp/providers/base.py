@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from overmind_mcp.core.events import Event, Result
@@ -41,6 +42,11 @@ class LaunchPlan:
     env: Mapping[str, str] = field(default_factory=dict)
     # A live session reads its turns on stdin.
     stdin_pipe: bool = False
+    # Files the child reads (its prompt, its system prompt), by their paths in the input directory
+    # the plan was given: written privately before the start, so that no prompt goes in argv.
+    files: Mapping[Path, bytes] = field(default_factory=dict)
+    # The one of `files` the child reads on stdin (a task's prompt).
+    stdin_file: Path | None = None
 
 
 class SessionCodec(Protocol):
@@ -75,7 +81,10 @@ class Provider(Protocol):
         *,
         delegation: Delegation | None = None,
         restart: Restart | None = None,
-    ) -> LaunchPlan: ...
+        inputs: Path | None = None,
+    ) -> LaunchPlan:
+        """How to start the task; `inputs` is a private directory of the mission's for `LaunchPlan.files`."""
+        ...
 
     def parse_line(self, line: bytes) -> list[Event]: ...
 

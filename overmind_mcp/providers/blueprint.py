@@ -9,6 +9,7 @@ no cost of its own: its nodes are its children, and their costs roll up the tree
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from overmind_mcp.core.events import Event, PlainText, Result
@@ -62,7 +63,12 @@ class BlueprintProvider:
         return False
 
     def plan(
-        self, task: AnyTask, *, delegation: Delegation | None = None, restart: Restart | None = None
+        self,
+        task: AnyTask,
+        *,
+        delegation: Delegation | None = None,
+        restart: Restart | None = None,
+        inputs: Path | None = None,
     ) -> LaunchPlan:
         assert isinstance(task, BlueprintTask)
         # Nothing is executed: the blueprint runner runs the task it finds in the mission's spec.

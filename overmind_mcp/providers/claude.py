@@ -1,13 +1,19 @@
-"""The Claude Code CLI as a provider: typed options → argv, stream-json → events.
+"""The Claude Code CLI as a provider: typed options → argv and stdin, stream-json → events.
 
-Every value is passed as `--flag=value` (one argv element), and the prompt goes after
-`--`, so a model name, a session id or a prompt that starts with `-` can never be read
-as a flag. There is no shell anywhere.
+Every value is passed as `--flag=value` (one argv element), so a model name or a session
+id that starts with `-` can never be read as a flag. There is no shell anywhere.
+
+Prompts never travel in argv, where any user can read them (`ps`) and the kernel caps a
+single argument at 128 KiB: every child reads its input as stream-json on stdin (a task's
+prompt from a file, a live session's turns from a pipe), and an appended system prompt
+from a file (`--append-system-prompt-file`). The pinned CLI (2.1.332) reads a task this
+way exactly as it reads a `-p` argument: one turn, then it ends at end of input.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -51,20 +57,25 @@ class ClaudeOptions(BaseModel):
     permission_prompts: PermissionPrompts | None = None
     max_turns: int | None = None
     max_budget_usd: float | None = None
-    append_system_prompt: str | None = None
+    append_system_prompt_file: str | None = None
+    """A file holding text to add to the system prompt (the text itself never goes in argv)."""
     session_id: str | None = None
     resume: str | None = None
     mcp_config: list[str] = []
     strict_mcp_config: bool = False
     json_schema: dict[str, Any] | None = None
-    # A live session reads its turns as stream-json user messages on stdin.
+    # A live session reads its turns from a pipe that stays open; a task, its one prompt from a file.
     session: bool = False
 
 
+PROMPT_FILE = "prompt.jsonl"
+"""The name of a task's stdin file (its prompt as one stream-json user message) in its directory."""
+SYSTEM_PROMPT_FILE = "append-system-prompt.md"
+"""The name of the file that holds a mission's `append_system_prompt`, in its directory."""
+
+
 def build_argv(claude_bin: str, options: ClaudeOptions) -> list[str]:
-    argv = [claude_bin, "-p", "--output-format=stream-json", "--verbose"]
-    if options.session:
-        argv.append("--input-format=stream-json")
+    argv = [claude_bin, "-p", "--output-format=stream-json", "--verbose", "--input-format=stream-json"]
     if options.model:
         argv.append(f"--model={options.model}")
     if options.allowed_tools:
@@ -79,8 +90,8 @@ def build_argv(claude_bin: str, options: ClaudeOptions) -> list[str]:
         argv.append(f"--max-turns={options.max_turns}")
     if options.max_budget_usd is not None:
         argv.append(f"--max-budget-usd={options.max_budget_usd}")
-    if options.append_system_prompt:
-        argv.append(f"--append-system-prompt={options.append_system_prompt}")
+    if options.append_system_prompt_file:
+        argv.append(f"--append-system-prompt-file={options.append_system_prompt_file}")
     if options.session_id:
         argv.append(f"--session-id={options.session_id}")
     if options.resume:
@@ -90,9 +101,15 @@ def build_argv(claude_bin: str, options: ClaudeOptions) -> list[str]:
         argv.append("--strict-mcp-config")
     if options.json_schema is not None:
         argv.append(f"--json-schema={json.dumps(options.json_schema, separators=(',', ':'))}")
-    if options.prompt is not None and not options.session:
-        argv += ["--", options.prompt]
     return argv
+
+
+def task_input(options: ClaudeOptions) -> bytes | None:
+    """What a task child reads on stdin: its prompt as one user message. None for a session (its turns are
+    written to its pipe as they come) and for a child with no prompt."""
+    if options.session or options.prompt is None:
+        return None
+    return user_message(options.prompt)
 
 
 def mcp_server_config(name: str, url: str, token_variable: str) -> str:
@@ -272,8 +289,14 @@ class ClaudeProvider:
         *,
         delegation: Delegation | None = None,
         restart: Restart | None = None,
+        inputs: Path | None = None,
     ) -> LaunchPlan:
         assert isinstance(task, ClaudeTask)
+        files: dict[Path, bytes] = {}
+        system_prompt_file: Path | None = None
+        if task.append_system_prompt:
+            system_prompt_file = _input(inputs, SYSTEM_PROMPT_FILE)
+            files[system_prompt_file] = task.append_system_prompt.encode()
         allowed_tools, mcp_config, env = list(task.allowed_tools), [], {}
         if delegation is not None:
             # The child reaches the server, under its own identity, as `overmind`.
@@ -294,13 +317,23 @@ class ClaudeProvider:
             permission_prompts=task.permission_prompts,
             max_turns=task.max_turns,
             max_budget_usd=task.max_budget_usd,
-            append_system_prompt=task.append_system_prompt,
+            append_system_prompt_file=str(system_prompt_file) if system_prompt_file else None,
             resume=resume,
             mcp_config=mcp_config,
             session=task.session,
             json_schema=task.json_schema,
         )
-        return LaunchPlan(argv=build_argv(self.claude_bin, options), env=env, stdin_pipe=task.session)
+        stdin_file: Path | None = None
+        if (stdin := task_input(options)) is not None:
+            stdin_file = _input(inputs, PROMPT_FILE)
+            files[stdin_file] = stdin
+        return LaunchPlan(
+            argv=build_argv(self.claude_bin, options),
+            env=env,
+            stdin_pipe=task.session,
+            files=files,
+            stdin_file=stdin_file,
+        )
 
     def parse_line(self, line: bytes) -> list[Event]:
         return parse_line(line)
@@ -321,6 +354,12 @@ class ClaudeProvider:
         if exit_status.code != 0:
             return Status.FAILED, how
         return Status.SUCCEEDED, None
+
+
+def _input(inputs: Path | None, name: str) -> Path:
+    if inputs is None:
+        raise ValueError("a Claude task's prompt travels in a file: plan() needs an input directory")
+    return inputs / name
 
 
 class _SessionCodec:

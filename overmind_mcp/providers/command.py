@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from overmind_mcp.core.events import Event, PlainText, Result
 from overmind_mcp.core.exits import ExitStatus
 from overmind_mcp.core.spec import AnyTask, CommandTask
@@ -32,6 +34,7 @@ class CommandProvider:
         *,
         delegation: Delegation | None = None,
         restart: Restart | None = None,
+        inputs: Path | None = None,
     ) -> LaunchPlan:
         assert isinstance(task, CommandTask)
         # A restart runs the same command again.

@@ -28,6 +28,8 @@ class Launch:
     stdout_path: Path
     stderr_path: Path
     stdin_pipe: bool = False
+    # A file the child reads on stdin (its prompt); None: /dev/null, or the pipe.
+    stdin_path: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

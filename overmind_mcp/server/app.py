@@ -14,6 +14,7 @@ from overmind_mcp.server import resources
 from overmind_mcp.server import toolset as tools
 from overmind_mcp.server.hosting import supervising
 from overmind_mcp.server.lifetime import rooms
+from overmind_mcp.server.strict import strict_tool
 from overmind_mcp.settings import Settings
 from overmind_mcp.supervision.supervisor import Supervisor
 
@@ -45,10 +46,13 @@ def create_server(settings: Settings | None = None, *, supervisor: Supervisor | 
             yield own
 
     server: MCPServer[Supervisor] = MCPServer(
-        "overmind", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING"
+        "overmind",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level="WARNING",
+        tools=[strict_tool(tool.fn, annotations=tool.annotations) for tool in tools.ALL],
     )
-    for tool in tools.ALL:
-        server.add_tool(tool.fn, annotations=tool.annotations, structured_output=True)
     for resource in resources.ALL:
         server.resource(
             resource.uri,

@@ -1,9 +1,10 @@
 """Streamable HTTP: the same tools for IDEs and shared use, and for children calling back in.
 
 Every request needs a bearer token; one without a valid token gets a bare 401 and learns
-nothing else. DNS-rebinding protection (a bad Host gets 421) comes from the SDK for
-loopback binds. uvicorn serves the app inside our own task group, so the process's
-signals stay ours: they end the supervisor's children before anything else.
+nothing else. On every loopback bind (127.0.0.0/8, ::1, localhost) a foreign Host gets 421
+and a foreign Origin 403: DNS-rebinding protection. Request bodies and sessions are
+bounded (http_limits.py). uvicorn serves the app inside our own task group, so the
+process's signals stay ours: they end the supervisor's children before anything else.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from pathlib import Path
 import anyio
 import uvicorn
 from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from overmind_mcp.identity import Credentials, bearer, new_token
+from overmind_mcp.server.http_limits import MAX_REQUEST_BYTES, OversizeAsErrors, SessionLedger
+from overmind_mcp.storage import files
 
 _UNAUTHORIZED = b'{"error":"unauthorized"}'
 
@@ -54,10 +58,37 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
+SESSION_IDLE_TIMEOUT_S = 30 * 60
+"""A session with no request for this long is closed (its client starts a new one on its next call). A
+mission's sessions are bounded without it: they close when the mission ends, and it keeps 16 at most."""
+MAX_SESSIONS = 256
+SESSIONS_PER_CALLER = 16
+
+
 def http_app(server: MCPServer, credentials: Credentials, host: str, dashboard: ASGIApp | None = None) -> ASGIApp:
     """The MCP endpoint at /mcp; with a dashboard, the dashboard (with its own login) at every other path."""
-    mcp_app = BearerAuth(server.streamable_http_app(host=host), credentials)
+    sdk_app = server.streamable_http_app(
+        host=host,
+        transport_security=_rebinding_protection(host),
+        max_request_body_size=MAX_REQUEST_BYTES,
+        session_idle_timeout=SESSION_IDLE_TIMEOUT_S,
+        max_sessions=MAX_SESSIONS,
+    )
+    ledger = SessionLedger(sdk_app, credentials, per_caller=SESSIONS_PER_CALLER)
+    mcp_app = BearerAuth(OversizeAsErrors(ledger), credentials)
     return mcp_app if dashboard is None else BesideMcp(mcp_app, dashboard)
+
+
+def _rebinding_protection(host: str) -> TransportSecuritySettings | None:
+    """Host and Origin checks for a loopback bind, whichever loopback address it is; None for a public bind."""
+    if not is_loopback(host):
+        return None
+    names = {host if ":" not in host else f"[{host}]", "127.0.0.1", "localhost", "[::1]"}
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=sorted(f"{name}:*" for name in names),
+        allowed_origins=sorted(f"http://{name}:*" for name in names),
+    )
 
 
 class BesideMcp:
@@ -138,15 +169,18 @@ async def serve(app: ASGIApp, sock: socket.socket) -> None:
 
 
 def load_or_create_token(path: Path) -> tuple[str, bool]:
-    """The HTTP bearer token kept in the state directory (mode 0600), and whether it is new."""
-    try:
-        token = path.read_text().strip()
+    """The HTTP bearer token kept in the state directory (mode 0600), and whether it is new.
+
+    Never read or written through a symlink; a token file that others could read is
+    refused (the token may have leaked), not quietly tightened.
+    """
+    fd = files.open_private(path, os.O_RDWR | os.O_CREAT, refuse_loose=True)
+    with os.fdopen(fd, "r+") as file:
+        token = file.read().strip()
         if token:
             return token, False
-    except FileNotFoundError:
-        pass
-    token = new_token()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
+        token = new_token()
+        file.seek(0)
+        file.truncate()
         file.write(token + "\n")
     return token, True

@@ -14,7 +14,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.resources import ResourceSecurity
 
-from overmind_mcp.errors import NotFound, OvermindError
+from overmind_mcp.errors import InvalidRequest, NotFound, OvermindError
 from overmind_mcp.server.toolset._memory import akasha, standing
 
 RECENT = 100
@@ -35,7 +35,7 @@ async def memories(namespace: str, ctx: Context) -> str:
     """The newest memories of one namespace."""
     try:
         scope, _ = await standing(ctx)
-        found = await akasha(ctx).recall(namespaces=[scope.resolve(namespace)], limit=RECENT)
+        found = await akasha(ctx).recall(namespaces=[scope.resolve(namespace)], limit=RECENT, scope=scope)
     except OvermindError as exc:
         raise ResourceError(str(exc)) from None
     return _json({"namespace": found.namespaces[0], "memories": [hit.model_dump() for hit in found.hits]})
@@ -43,12 +43,15 @@ async def memories(namespace: str, ctx: Context) -> str:
 
 async def memory(id: str, ctx: Context) -> str:
     """One memory, in full."""
-    if not id.isdigit():
-        raise ResourceNotFoundError(f"overmind://akasha/memory/{id}: a memory id is a number")
+    if not (id.isascii() and id.isdigit()):
+        raise ResourceNotFoundError(f"overmind://akasha/memory/{id[:100]}: a memory id is a number")
     try:
-        found = await akasha(ctx).get(int(id))
-    except NotFound as exc:
+        scope, _ = await standing(ctx)
+        found = await akasha(ctx).get(int(id), scope=scope)
+    except (NotFound, InvalidRequest) as exc:
         raise ResourceNotFoundError(str(exc)) from None
+    except OvermindError as exc:
+        raise ResourceError(str(exc)) from None
     return _json(found.model_dump())
 
 

@@ -19,12 +19,21 @@ import aiosqlite
 import anyio
 import anyio.to_thread
 
+from overmind_mcp.storage import files
+
 Migration = Sequence[str]
 """The statements that take a schema from one version to the next."""
 
 
 async def connect(path: Path, migrations: Sequence[Migration], *, pragmas: Sequence[str] = ()) -> aiosqlite.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Missing directories are made private; an existing one is the caller's to vouch for
+    # (the supervisor tightens the state directory itself).
+    path.parent.mkdir(parents=True, exist_ok=True, mode=files.DIRECTORY_MODE)
+    # Made 0600 before SQLite opens it: SQLite gives the WAL and shared-memory files the
+    # database file's mode, and an older file (or its WAL) is tightened, never followed.
+    files.private_file(path)
+    for companion in ("-wal", "-shm"):
+        files.tighten(path.with_name(path.name + companion))
     db = await aiosqlite.connect(path, isolation_level=None)
     try:
         db.row_factory = sqlite3.Row
@@ -44,7 +53,7 @@ async def connect(path: Path, migrations: Sequence[Migration], *, pragmas: Seque
 @asynccontextmanager
 async def _opening(path: Path) -> AsyncIterator[None]:
     """An exclusive lock, across processes, on opening the database at `path`."""
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = files.open_private(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT)
     try:
         # flock blocks; it waits in a worker thread (only while another process opens the file).
         await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)

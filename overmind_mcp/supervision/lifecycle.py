@@ -33,6 +33,7 @@ from overmind_mcp.readside import views
 from overmind_mcp.runners.base import Launch, RunRecord
 from overmind_mcp.runners.local.output import LineReader, tail_bytes
 from overmind_mcp.runners.local.watch import Wakeup
+from overmind_mcp.storage import files
 from overmind_mcp.storage.missions import MissionRow
 from overmind_mcp.supervision import foreign, holds, sessions, termination, watchdogs
 from overmind_mcp.supervision.context import Context
@@ -106,7 +107,12 @@ class Lifecycle:
     async def launch(self, mission: Mission, *, restart: Restart | None = None) -> None:
         """Start (or restart) the mission's process."""
         row, ctx = mission.row, self.ctx
-        plan = mission.provider.plan(row.spec.task, delegation=self._delegation(mission), restart=restart)
+        inputs = Path(row.output_path).parent
+        plan = mission.provider.plan(
+            row.spec.task, delegation=self._delegation(mission), restart=restart, inputs=inputs
+        )
+        for path, data in plan.files.items():
+            files.write_private(path, data)
         runner = ctx.runner(row.spec.runner)
         handle = await runner.start(
             Launch(
@@ -117,6 +123,7 @@ class Lifecycle:
                 stdout_path=Path(row.output_path),
                 stderr_path=Path(row.stderr_path),
                 stdin_pipe=plan.stdin_pipe,
+                stdin_path=plan.stdin_file,
             )
         )
         mission.handle = handle

@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 
 from overmind_mcp.bus import MissionSpawned
-from overmind_mcp.core.spec import BlueprintTask, MissionSpec
+from overmind_mcp.core.spec import MissionSpec
 from overmind_mcp.core.status import Status
 from overmind_mcp.errors import Conflict, ShuttingDown
 from overmind_mcp.identity import Caller
@@ -37,13 +37,13 @@ class Spawning:
             raise ShuttingDown("this server is shutting down and starts nothing new; ask another one")
         limits.task_kind(request)  # a request of the wrong shape is refused before anything is looked up
         parent = await self._parent_for(request.parent, caller)
+        chain = [parent, *await self._tree.ancestors(parent)] if parent else []
         siblings = len(await ctx.store.missions(parent_id=parent.id)) if parent else 0
-        # A parent that grants nothing of its own (a blueprint run) passes on what its own parent may do.
-        grantor = await self._grantor(parent)
-        subtree_cost = await self._tree.subtree_cost(grantor) if grantor else 0.0
+        spent = {row.id: await self._tree.subtree_cost(row) for row in chain if row.spec.max_budget_usd is not None}
         request = limits.within_parent(
-            request, parent, ctx.settings, siblings=siblings, subtree_cost=subtree_cost, grantor=grantor
+            request, chain, ctx.settings, siblings=siblings, spent=spent, by_mission=caller.mission_id is not None
         )
+        limits.check_cwd(request.cwd, chain)
         if request.recall_into_prompt and request.prompt:
             request = await self._with_memories(request, parent)
         spec = limits.spec_of(request)
@@ -127,8 +127,9 @@ class Spawning:
 
     async def _with_memories(self, request: SpawnRequest, parent: MissionRow | None) -> SpawnRequest:
         """The request with the memories most relevant to its prompt added to the system prompt."""
-        scope = self._ctx.akasha.scope(root_id=parent.root_id if parent else None)
-        block = await self._ctx.akasha.context_for_prompt(request.prompt or "", scope.visible())
+        # Under a parent, the child reads as its tree does: other trees' writers are not named.
+        scope = self._ctx.akasha.scope(root_id=parent.root_id if parent else None, confined=parent is not None)
+        block = await self._ctx.akasha.context_for_prompt(request.prompt or "", scope.visible(), scope=scope)
         if not block:
             return request
         system = "\n\n".join(part for part in (request.append_system_prompt, block) if part)
@@ -144,10 +145,4 @@ class Spawning:
         live = self._ctx.roster.live(parent.id)
         if live is not None and live.stop_reason is not None:
             raise Conflict(f"parent {parent.name!r} is being stopped; it cannot take new children")
-        return parent
-
-    async def _grantor(self, parent: MissionRow | None) -> MissionRow | None:
-        """The nearest of `parent` and its ancestors whose privileges its children inherit."""
-        while parent is not None and isinstance(parent.spec.task, BlueprintTask):
-            parent = await self._read.row(parent.parent_id) if parent.parent_id else None
         return parent

@@ -49,6 +49,7 @@ from overmind_mcp.runners.base import Runner
 from overmind_mcp.runners.local import LocalRunner
 from overmind_mcp.runners.local.watch import FileWatcher
 from overmind_mcp.settings import Settings
+from overmind_mcp.storage import files
 from overmind_mcp.storage.missions import MissionRow, Store
 from overmind_mcp.supervision import holds, sessions
 from overmind_mcp.supervision.context import Context
@@ -91,8 +92,8 @@ class Supervisor:
 
         `providers`, `runners` and `workspaces` add to (or replace, by name) the built-in ones.
         """
-        settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        settings.missions_dir.mkdir(exist_ok=True, mode=0o700)
+        files.private_directory(settings.home)
+        files.private_directory(settings.missions_dir)
         store = await Store.open(settings.database_path)
         worktrees = GitWorktreeWorkspace(settings.home)
         akasha: Akasha | None = None

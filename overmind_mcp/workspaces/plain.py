@@ -25,9 +25,13 @@ def directory(requested: str | None, parent_cwd: Path | None) -> Path:
     base = parent_cwd or Path.cwd()
     if requested is None:
         return base
-    cwd = Path(requested).expanduser()
-    if not cwd.is_absolute():
-        cwd = base / cwd
-    if not cwd.is_dir():
-        raise InvalidRequest(f"cwd {requested!r} is not an existing directory")
-    return cwd.resolve()
+    try:
+        cwd = Path(requested).expanduser()
+        if not cwd.is_absolute():
+            cwd = base / cwd
+        if not cwd.is_dir():
+            raise InvalidRequest(f"cwd {requested[:300]!r} is not an existing directory")
+        return cwd.resolve()
+    except (OSError, RuntimeError) as exc:  # a name too long, ~user with no such user
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidRequest(f"cwd {requested[:300]!r} cannot be used: {reason}") from None

@@ -25,6 +25,8 @@ import anyio
 import psutil
 from mcp import Client, StdioServerParameters
 
+from overmind_mcp.providers import claude
+
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_CLAUDE = ROOT / "tools" / "fake_claude.py"
 RESULTS_DIR = ROOT / "tools" / "bench" / "results"
@@ -228,12 +230,26 @@ def overmind_server(home: Path, *, env: Mapping[str, str] | None = None, cwd: Pa
 # -- the bare loop: the limit ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Child:
+    """A child as overmind starts it: its argv, and what it reads on stdin (a Claude child's prompt)."""
+
+    argv: list[str]
+    stdin: bytes = b""
+
+    @classmethod
+    def claude(cls, claude_bin: Path | str, prompt: str) -> Child:
+        """The stand-in (or real) claude with the argv and stdin overmind gives a task with this prompt."""
+        options = claude.ClaudeOptions(prompt=prompt)
+        return cls(claude.build_argv(str(claude_bin), options), claude.task_input(options) or b"")
+
+
 @dataclass
 class BareLoop:
     """The same processes, started and reaped by a bare anyio loop: no MCP, no storage, no parsing.
 
-    Each child is started as overmind's are (`subprocess.Popen`, own session, stdin /dev/null,
-    stdout and stderr to files, close_fds), its exit awaited on a pidfd, it is reaped, and its
+    Each child is started as overmind's are (`subprocess.Popen`, own session, stdin a file with
+    its prompt or /dev/null, stdout and stderr to files, close_fds), its exit awaited on a pidfd, it is reaped, and its
     stdout is read back whole. That is the least any supervisor that keeps a child's output
     must do, so it is the physical limit the server is measured against.
     """
@@ -243,14 +259,21 @@ class BareLoop:
     _serial: int = 0
     live: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, argv: Sequence[str]) -> tuple[subprocess.Popen[bytes], Path]:
+    def start(self, child: Child) -> tuple[subprocess.Popen[bytes], Path]:
         self._serial += 1
         stdout_path = self.directory / f"{self._serial}.out"
-        with stdout_path.open("wb") as stdout, (self.directory / f"{self._serial}.err").open("wb") as stderr:
+        stdin_path = self.directory / f"{self._serial}.in"
+        if child.stdin:
+            stdin_path.write_bytes(child.stdin)
+        with (
+            stdout_path.open("wb") as stdout,
+            (self.directory / f"{self._serial}.err").open("wb") as stderr,
+            stdin_path.open("rb") if child.stdin else contextlib.nullcontext(subprocess.DEVNULL) as stdin,
+        ):
             process = subprocess.Popen(
-                list(argv),
+                child.argv,
                 env=self.env,
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
                 stdout=stdout,
                 stderr=stderr,
                 close_fds=True,
@@ -270,13 +293,13 @@ class BareLoop:
         self.live.pop(process.pid, None)
         return process.returncode
 
-    async def run(self, argv: Sequence[str]) -> bytes:
+    async def run(self, child: Child) -> bytes:
         """Start, await, reap, and collect the output of one child."""
-        process, stdout_path = self.start(argv)
+        process, stdout_path = self.start(child)
         code = await self.reap(process)
         output = stdout_path.read_bytes()
         if code != 0:
-            raise RuntimeError(f"bare child {argv[0]} exited {code}: {output[-300:]!r}")
+            raise RuntimeError(f"bare child {child.argv[0]} exited {code}: {output[-300:]!r}")
         return output
 
     def kill_all(self) -> None:

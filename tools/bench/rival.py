@@ -32,11 +32,11 @@ import anyio
 import anyio.to_thread
 import psutil
 
-from overmind_mcp.providers import claude
 from tools.bench.common import (
     FAKE_CLAUDE,
     NODE_DIR,
     BareLoop,
+    Child,
     Config,
     McpServer,
     alternate,
@@ -105,11 +105,11 @@ async def all_results_rival(server: McpServer, prompt: str, count: int, cwd: Pat
     return (time.perf_counter() - started) * 1000, texts
 
 
-async def all_results_bare(bare: BareLoop, argv: list[str], count: int) -> float:
+async def all_results_bare(bare: BareLoop, child: Child, count: int) -> float:
     started = time.perf_counter()
     async with anyio.create_task_group() as group:
         for _ in range(count):
-            group.start_soon(bare.run, argv)
+            group.start_soon(bare.run, child)
     return (time.perf_counter() - started) * 1000
 
 
@@ -119,7 +119,7 @@ async def compare(
     bare: BareLoop,
     *,
     prompt: str,
-    argv: list[str],
+    child: Child,
     count: int,
     rounds: int,
     cwd: Path,
@@ -141,7 +141,7 @@ async def compare(
                 elapsed, texts = await all_results_rival(rival, prompt, count, cwd)
                 sample["rival_text"] = texts[0]
             else:
-                elapsed = await all_results_bare(bare, argv, count)
+                elapsed = await all_results_bare(bare, child, count)
             times[side].append(elapsed)
     return {"times_ms": times, "sample": sample}
 
@@ -244,7 +244,7 @@ async def real_cli(config: Config, count: int, rounds: int) -> dict[str, Any]:
         env = real_cli_env(api.base_url, home)
         overmind_home = scratch / "overmind"
         ours_env = overmind_env(overmind_home, claude_bin=claude_bin, base=env)
-        argv = claude.build_argv(str(claude_bin), claude.ClaudeOptions(prompt=REAL_PROMPT))
+        child = Child.claude(claude_bin, REAL_PROMPT)
         bare = BareLoop(bare_dir, env)
         async with overmind_server(overmind_home, env=ours_env) as ours, rival_server(env, claude_bin) as rival:
             for server_call in (
@@ -253,7 +253,7 @@ async def real_cli(config: Config, count: int, rounds: int) -> dict[str, Any]:
             ):
                 await server_call  # warm-up
             return await compare(
-                ours, rival, bare, prompt=REAL_PROMPT, argv=argv, count=count, rounds=rounds, cwd=project
+                ours, rival, bare, prompt=REAL_PROMPT, child=child, count=count, rounds=rounds, cwd=project
             )
     finally:
         api.stop()
@@ -275,7 +275,7 @@ async def run(config: Config) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(dir=config.scratch, prefix="home-"))
     env = child_env(HOME=str(home))
     ours_env = overmind_env(config.scratch / "overmind", base=env)
-    argv = claude.build_argv(str(FAKE_CLAUDE), claude.ClaudeOptions(prompt=STAND_IN_PROMPT))
+    child = Child.claude(FAKE_CLAUDE, STAND_IN_PROMPT)
     bare = BareLoop(bare_dir, env)
     async with (
         overmind_server(config.scratch / "overmind", env=ours_env) as ours,
@@ -284,7 +284,7 @@ async def run(config: Config) -> dict[str, Any]:
         await all_results_ours(ours, STAND_IN_PROMPT, 1, project)  # warm-up
         await all_results_rival(rival, STAND_IN_PROMPT, 1, project)
         standin = await compare(
-            ours, rival, bare, prompt=STAND_IN_PROMPT, argv=argv, count=count, rounds=rounds, cwd=project
+            ours, rival, bare, prompt=STAND_IN_PROMPT, child=child, count=count, rounds=rounds, cwd=project
         )
         wake: dict[str, list[float]] = {"ours": [], "rival": []}
         for number in range(wake_samples):

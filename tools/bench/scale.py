@@ -19,11 +19,11 @@ from typing import Any
 
 import anyio
 
-from overmind_mcp.providers import claude
 from overmind_mcp.runners.local.watch import FileWatcher
 from tools.bench.common import (
     FAKE_CLAUDE,
     BareLoop,
+    Child,
     Config,
     McpServer,
     cpu_percent,
@@ -81,8 +81,8 @@ async def idle_mcp(server: McpServer, home: Path, count: int, window_s: float) -
 
 
 async def idle_bare(bare: BareLoop, count: int, window_s: float) -> dict[str, float]:
-    argv = claude.build_argv(str(FAKE_CLAUDE), claude.ClaudeOptions(prompt=PROMPT))
-    started = [bare.start(argv) for _ in range(count)]
+    child = Child.claude(FAKE_CLAUDE, PROMPT)
+    started = [bare.start(child) for _ in range(count)]
     await until_written([path for _, path in started], 120 + count)
     async with anyio.create_task_group() as group:
         # What the bare loop does while they idle: one pidfd wait per child.

@@ -4,7 +4,7 @@ Each mission goes spawn → wait → result through a real MCP client over stdio
 `BareLoop` (common.py): the same argv started the same way (own session, stdout and stderr
 to files), awaited on a pidfd, reaped and its stdout read back, in this process, with no MCP
 and no storage. Raw children are `/bin/echo`; claude children are the stand-in with the argv
-overmind builds for a prompt (`providers.claude.build_argv`), so both sides run the same bytes.
+and stdin overmind builds for a prompt (`providers.claude`), so both sides run the same bytes.
 
 Sequential: one mission at a time; the figure is the p50 latency of a mission. Concurrent:
 `width` workers pull missions until all are done; the figure is wall time / missions. The
@@ -25,10 +25,10 @@ from typing import Any
 
 import anyio
 
-from overmind_mcp.providers import claude
 from tools.bench.common import (
     FAKE_CLAUDE,
     BareLoop,
+    Child,
     Config,
     McpServer,
     alternate,
@@ -47,8 +47,8 @@ CLAUDE_PROMPT = "Say it is done.\nfake: answer done"
 Mission = Callable[[], Awaitable[None]]
 
 
-def claude_argv() -> list[str]:
-    return claude.build_argv(str(FAKE_CLAUDE), claude.ClaudeOptions(prompt=CLAUDE_PROMPT))
+def claude_child() -> Child:
+    return Child.claude(FAKE_CLAUDE, CLAUDE_PROMPT)
 
 
 def through_mcp(server: McpServer, spawn_args: dict[str, Any]) -> Mission:
@@ -62,16 +62,16 @@ def through_mcp(server: McpServer, spawn_args: dict[str, Any]) -> Mission:
     return mission
 
 
-def through_bare(bare: BareLoop, argv: list[str]) -> Mission:
+def through_bare(bare: BareLoop, child: Child) -> Mission:
     async def mission() -> None:
-        await bare.run(argv)
+        await bare.run(child)
 
     return mission
 
 
-def through_floor(floor: McpServer, argv: list[str]) -> Mission:
+def through_floor(floor: McpServer, child: Child) -> Mission:
     async def mission() -> None:
-        await floor.call_text("run", {"argv": argv})
+        await floor.call_text("run", {"argv": child.argv, "stdin": child.stdin.decode()})
         await floor.call_text("ping", {})
         await floor.call_text("ping", {})
 
@@ -123,11 +123,11 @@ async def ten_at_once_mcp(server: McpServer, count: int) -> float:
     return elapsed
 
 
-async def ten_at_once_bare(bare: BareLoop, argv: list[str], count: int) -> float:
+async def ten_at_once_bare(bare: BareLoop, child: Child, count: int) -> float:
     started = wall()
     async with anyio.create_task_group() as group:
         for _ in range(count):
-            group.start_soon(bare.run, argv)
+            group.start_soon(bare.run, child)
     return (wall() - started) * 1000
 
 
@@ -148,15 +148,15 @@ async def run(config: Config) -> dict[str, Any]:
     details: dict[str, Any] = {"width": width, "ten": ten}
     async with overmind_server(home, env=env) as server, trivial_server() as floor:
         kinds = {
-            "raw": ({"command": RAW_ARGV}, RAW_ARGV),
-            "claude": ({"prompt": CLAUDE_PROMPT}, claude_argv()),
+            "raw": ({"command": RAW_ARGV}, Child(RAW_ARGV)),
+            "claude": ({"prompt": CLAUDE_PROMPT}, claude_child()),
         }
-        for kind, (spawn_args, argv) in kinds.items():
+        for kind, (spawn_args, child) in kinds.items():
             count, rounds = sizes[kind]
             variants = {
                 "mcp": through_mcp(server, spawn_args),
-                "bare": through_bare(bare, argv),
-                "floor": through_floor(floor, argv),
+                "bare": through_bare(bare, child),
+                "floor": through_floor(floor, child),
             }
             # Warm both paths (imports, page cache, the server's first-call work) before timing.
             for mission in variants.values():
@@ -183,14 +183,14 @@ async def run(config: Config) -> dict[str, Any]:
                 "concurrent_ms_per_mission": conc,
             }
         deltas, ours, base = [], [], []
-        argv = claude_argv()
+        child = claude_child()
         for number in range(ten_rounds):
             measured = {}
             for variant in alternate(number, "mcp", "bare"):
                 if variant == "mcp":
                     measured[variant] = await ten_at_once_mcp(server, ten)
                 else:
-                    measured[variant] = await ten_at_once_bare(bare, argv, ten)
+                    measured[variant] = await ten_at_once_bare(bare, child, ten)
             ours.append(measured["mcp"])
             base.append(measured["bare"])
             deltas.append(measured["mcp"] - measured["bare"])

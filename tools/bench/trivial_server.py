@@ -7,8 +7,10 @@ else: the least an MCP server built on this SDK can take to answer when a child 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import tempfile
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -23,12 +25,20 @@ def ping() -> str:
 
 
 @server.tool()
-async def run(argv: list[str]) -> str:
-    """Run argv to its end (stdio to /dev/null) and say how it exited."""
+async def run(argv: list[str], stdin: str = "") -> str:
+    """Run argv to its end (reading `stdin` from a file, as overmind gives a prompt; output to /dev/null)."""
     # Popen returns once the child is started, as in overmind's own process.spawn; only the wait could block.
-    process = subprocess.Popen(  # noqa: ASYNC220
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    with tempfile.TemporaryFile() if stdin else contextlib.nullcontext() as input_file:
+        if input_file is not None:
+            input_file.write(stdin.encode())
+            input_file.seek(0)
+        process = subprocess.Popen(  # noqa: ASYNC220
+            argv,
+            stdin=input_file if input_file is not None else subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     pidfd = os.pidfd_open(process.pid)
     try:
         await anyio.wait_readable(pidfd)

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from overmind_mcp.providers import claude
 from tools.bench.common import (
     FAKE_CLAUDE,
     BareLoop,
+    Child,
     Config,
     McpServer,
     median,
@@ -53,16 +53,15 @@ async def through_mcp(server: McpServer, exit_file: Path) -> float:
 
 
 async def through_bare(bare: BareLoop, exit_file: Path) -> float:
-    argv = claude.build_argv(str(FAKE_CLAUDE), claude.ClaudeOptions(prompt=prompt(exit_file)))
-    process, _ = bare.start(argv)
+    process, _ = bare.start(Child.claude(FAKE_CLAUDE, prompt(exit_file)))
     await bare.reap(process)
     reaped = time.time_ns()
     return (reaped - exit_time_ns(exit_file)) / 1e6
 
 
 async def through_floor(floor: McpServer, exit_file: Path) -> float:
-    argv = claude.build_argv(str(FAKE_CLAUDE), claude.ClaudeOptions(prompt=prompt(exit_file)))
-    await floor.call_text("run", {"argv": argv})
+    child = Child.claude(FAKE_CLAUDE, prompt(exit_file))
+    await floor.call_text("run", {"argv": child.argv, "stdin": child.stdin.decode()})
     received = time.time_ns()
     return (received - exit_time_ns(exit_file)) / 1e6
 

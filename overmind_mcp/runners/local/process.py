@@ -34,6 +34,7 @@ import psutil
 from overmind_mcp.core.exits import ExitStatus
 from overmind_mcp.errors import SpawnError
 from overmind_mcp.runners.base import RunRecord
+from overmind_mcp.storage import files
 
 
 @dataclass(eq=False)
@@ -160,15 +161,24 @@ def spawn(
     stdout_path: Path,
     stderr_path: Path,
     stdin_pipe: bool = False,
+    stdin_path: Path | None = None,
 ) -> ChildProcess:
     """Start `argv` (never through a shell) as the leader of a new process group.
 
-    stdin is /dev/null unless `stdin_pipe`: a child must never inherit the server's
-    stdin, which on stdio is the MCP connection itself.
+    stdin is /dev/null unless `stdin_pipe` (a pipe we write) or `stdin_path` (a file the
+    child reads, e.g. its prompt): a child must never inherit the server's stdin, which on
+    stdio is the MCP connection itself.
     """
-    stdout_fd = os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    stderr_fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    stdin_read, stdin_write = os.pipe() if stdin_pipe else (subprocess.DEVNULL, None)
+    stdout_fd = files.open_private(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    stderr_fd = files.open_private(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    stdin_read: int
+    stdin_write: int | None = None
+    if stdin_pipe:
+        stdin_read, stdin_write = os.pipe()
+    elif stdin_path is not None:
+        stdin_read = files.open_private(stdin_path, os.O_RDONLY)
+    else:
+        stdin_read = subprocess.DEVNULL
     try:
         popen = subprocess.Popen(
             list(argv),
@@ -191,7 +201,7 @@ def spawn(
     finally:
         os.close(stdout_fd)
         os.close(stderr_fd)
-        if stdin_write is not None:
+        if stdin_read >= 0:
             os.close(stdin_read)
     # We reap the child ourselves (see ChildProcess.wait); keep Popen from trying again later.
     popen.returncode = 0

@@ -23,6 +23,7 @@ class LocalRunner:
             stdout_path=launch.stdout_path,
             stderr_path=launch.stderr_path,
             stdin_pipe=launch.stdin_pipe,
+            stdin_path=launch.stdin_path,
         )
 
     async def adopt(self, mission_id: str, record: RunRecord) -> Handle | None:

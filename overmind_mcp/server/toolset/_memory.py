@@ -18,5 +18,12 @@ async def standing(ctx: Context) -> tuple[Scope, Provenance]:
     mission_id = caller(ctx).mission_id
     if mission_id is None:
         return store.scope(), Provenance()
-    row = await supervisor(ctx).mission(mission_id)
-    return store.scope(row.id, row.root_id), Provenance(row.id, row.name, row.session_id)
+    missions = supervisor(ctx)
+    row = await missions.mission(mission_id)
+    ancestors: list[str] = []
+    parent_id = row.parent_id
+    while parent_id is not None:
+        ancestors.append(parent_id)
+        parent_id = (await missions.mission(parent_id)).parent_id
+    scope = store.scope(row.id, row.root_id, ancestors=ancestors, confined=True)
+    return scope, Provenance(row.id, row.name, row.session_id, run_id=row.root_id)

@@ -29,11 +29,12 @@ async def recall(
 ) -> RecallResult:
     """Search shared memory before you start work: ranked full-text search, a key lookup, or recent memories.
 
-    Hits are best first, with a snippet, score, tags, namespace, who wrote each and when.
+    Hits are best first, with a snippet, score, tags, namespace, who wrote each and when. A child
+    agent reads global, project, its run, its mission and its ancestors'.
     """
     scope, _ = await standing(ctx)
     spaces = [scope.resolve(namespace)] if namespace else scope.visible()
-    return await akasha(ctx).recall(query, namespaces=spaces, key=key, tags=tags or [], limit=limit)
+    return await akasha(ctx).recall(query, namespaces=spaces, key=key, tags=tags or [], limit=limit, scope=scope)
 
 
 TOOL = Tool(recall, ToolAnnotations(title="Recall memories", read_only_hint=True, open_world_hint=False))

@@ -28,11 +28,12 @@ async def remember(
 ) -> Remembered:
     """Save a memory that you, your children and later agents can recall: decisions, findings, gotchas.
 
-    With a key it replaces that key's memory in the namespace and keeps its created_at.
+    A key replaces that key's memory in the namespace. A child agent may replace keys in
+    project and global only if its own run wrote them.
     """
     scope, by = await standing(ctx)
     return await akasha(ctx).remember(
-        content, namespace=scope.resolve(namespace or "project"), key=key, tags=tags or [], by=by
+        content, namespace=scope.resolve(namespace or "project"), key=key, tags=tags or [], by=by, scope=scope
     )
 
 

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from overmind_mcp.models import TurnResult
 from overmind_mcp.server.toolset._base import Tool, caller, readable_errors, supervisor
+from overmind_mcp.supervision.inputs import check_message
 
 
 @readable_errors
@@ -19,6 +20,7 @@ async def send(
     timeout_s: Annotated[float, Field(gt=0, le=3600, description="Longest wait; the turn goes on after it")] = 120,
 ) -> TurnResult:
     """Send a live session its next message; returns that turn's answer. Messages queue in order."""
+    check_message("`message`", message)
     return await supervisor(ctx).send(id, message, wait=wait, timeout_s=timeout_s, caller=caller(ctx))
 
 
