@@ -274,3 +274,25 @@ async def test_rules_are_checked_when_the_child_is_spawned(supervisor: Superviso
         await hanging(supervisor, "bad", tmp_path, deny=("Bash(rm",))
     with pytest.raises(InvalidRequest, match="approvals only apply to Claude tasks"):
         await supervisor.spawn(SpawnRequest(command=["true"], approvals="policy"))
+
+
+async def test_two_answers_at_once_the_first_stands(supervisor: Supervisor, tmp_path: Path) -> None:
+    parent = await hanging(supervisor, "parent", tmp_path, allow=("Bash",))
+    child = await hanging(supervisor, "child", tmp_path, parent="parent")
+    async with asking(supervisor) as ask:
+        asked = await ask(child, "touch x")
+        request_id = only_request(supervisor, Caller(parent))
+        outcomes: list[str] = []
+
+        async def answer(decision: str, caller: Caller) -> None:
+            try:
+                outcomes.append((await supervisor.approve(request_id, decision, caller=caller)).decision)  # type: ignore[arg-type]
+            except Conflict as exc:
+                outcomes.append(str(exc))
+
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(answer, "allow", Caller(parent))
+            task_group.start_soon(answer, "deny", ROOT)
+        answer_given = await answered(asked)
+    first = "allow" if answer_given.allow else "deny"
+    assert first in outcomes and sum("already answered" in outcome for outcome in outcomes) == 1

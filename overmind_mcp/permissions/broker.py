@@ -243,9 +243,10 @@ class Broker:
             reason = f": {message}" if message else "."
             answer = PermissionAnswer(False, message=f"Denied by {await self._describe(who, pending)}{reason}")
         by = await self._by(who, pending)
+        if not await self._settle(pending, answer, by, who, remembered=rule is not None):
+            raise await self._not_pending(request_id)  # someone else answered while this answer was checked
         if rule is not None:
             await self._remember(pending, decision, rule, who)
-        await self._settle(pending, answer, by, who, remembered=rule is not None)
         return ApprovalOutcome(
             id=request_id,
             mission=pending.mission.id,
@@ -281,15 +282,18 @@ class Broker:
 
     async def _settle(
         self, pending: Pending, answer: PermissionAnswer, by: str, who: Who | None, *, remembered: bool = False
-    ) -> None:
+    ) -> bool:
+        """Give the asker its answer; False if it had one already (the first answer stands)."""
+        by_name = await self._name_of(who)
+        # From here to done.set() nothing awaits: two answers cannot both get through.
         if pending.done.is_set():
-            return
+            return False
         pending.answer = answer
         row = pending.row
         row.decision = "allow" if answer.allow else "deny"
         row.by = by
         row.by_id = who.id if who is not None else None
-        row.by_name = await self._name_of(who)
+        row.by_name = by_name
         row.message = answer.message
         row.updated_input = answer.updated_input
         row.remembered = remembered
@@ -304,6 +308,7 @@ class Broker:
         except Exception:
             # The child has its answer; a journal that cannot be written must not take it back.
             logger.exception("journaling the answer to %s failed", row.id)
+        return True
 
     # -- what waits, for whom ---------------------------------------------------------------------
 
