@@ -77,6 +77,22 @@ class MissionEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalAsked:
+    """A mission's tool call waits for an answer from `addressed_to` (a mission id; None: the client)."""
+
+    mission_id: str
+    request_id: str
+    addressed_to: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalAnswered:
+    mission_id: str
+    request_id: str
+    allow: bool
+
+
+@dataclass(frozen=True, slots=True)
 class StoreChanged:
     """Another process committed to the store (its missions may have changed)."""
 
@@ -96,6 +112,8 @@ BusEvent = (
     | TurnEnded
     | MissionRestarting
     | MissionEnded
+    | ApprovalAsked
+    | ApprovalAnswered
     | StoreChanged
 )
 

@@ -1,8 +1,9 @@
 """Who is calling: bearer tokens for HTTP clients and for missions that call back in.
 
 A child that delegates gets its own token in its `--mcp-config`; the token *is* its
-identity: its spawns become its children, and it sees only its own subtree. Tokens live
-in memory and die with their mission. Only their SHA-256 is kept, so the tables hold
+identity: its spawns become its children, and it sees only its own subtree. A child that
+does not delegate gets one too, to ask for permissions, and that is all it may do with it.
+Tokens live in memory and die with their mission. Only their SHA-256 is kept, so the tables hold
 nothing a memory dump could replay.
 """
 
@@ -19,6 +20,8 @@ class Caller:
     """A verified caller: a mission, or (mission_id None) the top-level client."""
 
     mission_id: str | None
+    # Whether it may use the tools; a mission that does not delegate may only ask for permissions.
+    tools: bool = True
 
 
 ROOT = Caller(mission_id=None)
@@ -35,19 +38,19 @@ def _digest(token: str) -> bytes:
 class Credentials:
     def __init__(self) -> None:
         self._root: bytes | None = None
-        self._missions: dict[bytes, str] = {}
+        self._missions: dict[bytes, Caller] = {}
         self._by_mission: dict[str, bytes] = {}
 
     def allow_root(self, token: str) -> None:
         """Accept `token` as the top-level client (HTTP clients such as IDEs)."""
         self._root = _digest(token)
 
-    def mint(self, mission_id: str) -> str:
+    def mint(self, mission_id: str, *, tools: bool = True) -> str:
         """A new token for the mission (a restarted mission gets a fresh one; the old one dies)."""
         self.revoke(mission_id)
         token = new_token()
         digest = _digest(token)
-        self._missions[digest] = mission_id
+        self._missions[digest] = Caller(mission_id, tools=tools)
         self._by_mission[mission_id] = digest
         return token
 
@@ -67,8 +70,7 @@ class Credentials:
         digest = _digest(token)
         if self._root is not None and hmac.compare_digest(digest, self._root):
             return ROOT
-        mission_id = self._missions.get(digest)
-        return Caller(mission_id) if mission_id is not None else None
+        return self._missions.get(digest)
 
 
 def bearer(authorization: str | None) -> str | None:

@@ -13,8 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from overmind_mcp.core.spec import (
     DEFAULT_MAX_RESTARTS,
     DEFAULT_RESTART_WINDOW_S,
+    ApprovalMode,
     PermissionMode,
     PermissionPrompts,
+    PermissionRules,
     RestartMode,
     WorktreeCleanup,
 )
@@ -62,6 +64,9 @@ class SpawnRequest(BaseModel):
     base: str | None = None
     worktree_cleanup: WorktreeCleanup | None = None
     json_schema: dict[str, Any] | None = None
+    permissions: PermissionRules | None = None
+    approvals: ApprovalMode = "escalate"
+    approval_timeout_s: float | None = Field(default=None, gt=0)
 
 
 class Spawned(BaseModel):
@@ -143,6 +148,48 @@ class DiscardResult(BaseModel):
     note: str
 
 
+Answerer = Literal["policy", "parent", "ancestor", "client", "elicitation", "person", "timeout", "ended"]
+
+
+class ApprovalRequest(BaseModel):
+    """A child's tool call waiting for approve."""
+
+    id: str
+    mission: str
+    name: str
+    tool: str
+    input: dict[str, Any]
+    why: str = Field(description="why its own policy did not decide it")
+    waited_s: float
+    expires_in_s: float = Field(description="then denied")
+
+
+class Approvals(BaseModel):
+    requests: list[ApprovalRequest]
+
+
+class ApprovalOutcome(BaseModel):
+    id: str
+    mission: str
+    name: str
+    decision: Literal["allow", "deny"]
+    by: Answerer
+    remembered: bool = False
+
+
+class ApprovalDecision(BaseModel):
+    id: str
+    call: str
+    decision: Literal["allow", "deny"]
+    by: Answerer
+    by_name: str | None = None
+    rule: str | None = None
+    message: str | None = None
+    edited: bool = False
+    latency_ms: float
+    at: str
+
+
 class MissionResult(BaseModel):
     id: str
     name: str
@@ -171,6 +218,7 @@ class MissionResult(BaseModel):
     )
     progress: Progress | None = Field(default=None, description="only while the mission is running")
     change: WorktreeChange | None = Field(default=None, description="with isolation=worktree: its branch's change")
+    approvals: list[ApprovalDecision] = []
 
 
 class MissionSummary(BaseModel):
@@ -192,6 +240,7 @@ class WaitResult(BaseModel):
     done: list[MissionResult]
     pending: list[MissionSummary]
     timed_out: bool = Field(description="true when the timeout passed first; wait again to keep waiting")
+    needs_approval: list[ApprovalRequest] = []
 
 
 class TurnResult(BaseModel):

@@ -42,6 +42,8 @@ class Settings(BaseModel):
     """A run that lasts this long resets the backoff to its start."""
     retention_days: float = Field(default=30.0, ge=0)
     """Whole mission trees that ended longer ago than this are deleted at start-up (0 keeps all)."""
+    approval_timeout_s: float = Field(default=300.0, gt=0)
+    """How long a child's permission request waits for an answer before it is denied (a spawn may set its own)."""
     result_text_chars: int = Field(default=20_000, ge=100)
     """Longest final answer a result carries; longer ones are cut and say so."""
     fire_rituals: bool = True

@@ -252,11 +252,15 @@ class Text:
 
 @dataclass(frozen=True)
 class ToolUse:
-    """Ask the CLI to run a tool (``stop_reason: tool_use``), optionally after a text block."""
+    """Ask the CLI to run a tool (``stop_reason: tool_use``), optionally after a text block.
+
+    ``also``: more tool calls in the same message, as a model calls tools in parallel.
+    """
 
     name: str
     input: InputSource = field(default_factory=dict)
     text: TextSource | None = None
+    also: tuple[ToolUse, ...] = ()
 
 
 Reply: TypeAlias = Text | ToolUse
@@ -740,9 +744,11 @@ def _blocks(step: Reply, request: RecordedRequest) -> list[JSON]:
 
     if isinstance(step, Text):
         return [text(step.text)]
-    tool_input = step.input(request) if callable(step.input) else step.input
-    tool_use = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": step.name, "input": tool_input}
-    return [tool_use] if step.text is None else [text(step.text), tool_use]
+    uses = []
+    for use in (step, *step.also):
+        tool_input = use.input(request) if callable(use.input) else use.input
+        uses.append({"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": use.name, "input": tool_input})
+    return uses if step.text is None else [text(step.text), *uses]
 
 
 def _failure(error: Exception) -> ApiError:

@@ -12,7 +12,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OFFLINE = ["spawn", "wakeup", "ingest", "scale", "cold_start", "durability", "akasha", "tui", "blueprints", "worktrees"]
+OFFLINE = [
+    "spawn",
+    "wakeup",
+    "ingest",
+    "scale",
+    "cold_start",
+    "durability",
+    "akasha",
+    "tui",
+    "blueprints",
+    "worktrees",
+    "approvals",
+]
 ROW_KEYS = {"metric", "ours", "baseline", "baseline_name", "unit", "diff", "ratio", "spread", "target", "met"}
 # Figures per benchmark (the list): how many rows each must report, at least.
 MIN_ROWS = {
@@ -26,6 +38,7 @@ MIN_ROWS = {
     "tui": 3,
     "blueprints": 3,
     "worktrees": 4,
+    "approvals": 4,
 }
 
 

@@ -28,6 +28,8 @@ TOOLS = [
     "ps",
     "logs",
     "status",
+    "approvals",
+    "approve",
     "remember",
     "recall",
     "forget",

@@ -43,6 +43,8 @@ _VERBS: dict[str, tuple[str, str]] = {
     "worktrees": ("worktrees", "worktrees"),
     "merge": ("worktrees", "merge"),
     "discard": ("worktrees", "discard"),
+    "approvals": ("approvals", "approvals"),
+    "approve": ("approvals", "approve"),
 }
 
 # For `overmind-mcp <verb>`: the server's own command can hand these to `main`.
@@ -216,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: write a systemd user unit running `overmind-mcp serve --headless` (fires rituals)",
     )
 
+    verb("approvals", "children's tool calls waiting for an answer, from every server on this state directory")
+    approve = verb("approve", "answer a child's permission request; the server that holds it applies the answer")
+    approve.add_argument("id", metavar="ID", help="the request's id (overmind approvals lists them)")
+    approve.add_argument("decision", choices=["allow", "deny"])
+    approve.add_argument("--message", help="on deny: what the child is told")
+    approve.add_argument("--input", metavar="JSON", help="on allow: the tool's input to run instead (a JSON object)")
+    approve.add_argument("--remember", action="store_true", help="answer the same call the same way from now on")
     dashboard = verb("dashboard", "print (and open, where a browser can show it) a one-time login link to the web UI")
     dashboard.add_argument("--no-open", dest="open", action="store_false", help="print the link only")
     dashboard.add_argument("--server", metavar="ID", help="the server whose dashboard to use (default: the newest)")

@@ -89,6 +89,8 @@ class LiveOutput:
         self._message: tuple[str | None, dict[str, Any] | None] = (None, None)
         # A live session prints system/init when a turn starts and a result when it ends.
         self._in_turn = False
+        # What it waits for an answer to, read from the permission journal by whoever shows it.
+        self.awaiting_approval: str | None = None
 
     @property
     def path(self) -> Path:
@@ -102,6 +104,7 @@ class LiveOutput:
     def as_mission(self) -> Mission:
         """A stand-in for the owner's in-memory `Mission`, for the core views to read."""
         mission = Mission(self.row, self._provider, deque(maxlen=1), activity=self.activity)
+        mission.awaiting_approval = self.awaiting_approval
         if self.row.spec.session and self.row.status == "running":
             # Only the owner knows its queue of turns; the output says whether one is running.
             mission.session = SessionChannel(current=Turn("", 0) if self._in_turn else None)

@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from overmind_mcp.console import answers, render
+from overmind_mcp.console import answers, approvals, render
 from overmind_mcp.console.common import Exit
 from overmind_mcp.console.live import read_live
 from overmind_mcp.console.render import Column, Out
@@ -38,7 +38,11 @@ async def _result(settings: Settings, args: argparse.Namespace) -> int:
     out = Out(json_mode=args.json)
     async with open_state(settings) as state:
         row = await state.resolve(args.id)
-        answer = answers.result(row, read_live([row]).get(row.id), text_limit=settings.result_text_chars)
+        live = read_live([row]).get(row.id)
+        if live is not None:
+            live.awaiting_approval = (await approvals.waiting_for(state)).get(row.id)
+        answer = answers.result(row, live, text_limit=settings.result_text_chars)
+    answer.approvals = await approvals.decisions(settings, row.id)
     if args.json:
         out.json(answers.dump(answer))
         return Exit.OK
@@ -74,6 +78,14 @@ def _print_result(out: Out, answer: MissionResult) -> None:
         out.line(f"error: {error}", "red")
     for denial in answer.permission_denials:
         out.line(f"permission denied: {denial.get('tool_name', '?')}", "yellow")
+    for decision in answer.approvals:
+        by = f"{decision.by} {decision.by_name}" if decision.by_name else decision.by
+        rule = f" (rule {decision.rule})" if decision.rule else ""
+        edited = ", edited" if decision.edited else ""
+        out.line(
+            f"permission: {decision.call} {decision.decision} by {by}{rule}{edited}, {decision.latency_ms:.0f} ms",
+            "green" if decision.decision == "allow" else "yellow",
+        )
     if answer.text:
         out.line()
         out.line(answer.text)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, get_args
+from typing import Any
 
 import anyio
 
-from overmind_mcp.console import answers, render
+from overmind_mcp.console import answers, approvals, render
 from overmind_mcp.console.common import CliError, Exit, NoDatabase
 from overmind_mcp.console.live import read_live
 from overmind_mcp.console.render import Column, Out
@@ -35,13 +35,20 @@ def ps(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _ps(settings: Settings, args: argparse.Namespace) -> int:
     out = Out(json_mode=args.json)
-    statuses = get_args(Status)
+    statuses = [str(status) for status in Status]
     if args.status is not None and args.status not in statuses:
         raise CliError(f"--status {args.status!r}: use one of {', '.join(statuses)}", Exit.USAGE)
     try:
         async with open_state(settings) as state:
             rows, hidden = await _select(state, args)
+            waiting = await approvals.waiting_for(state)
+            if args.status in (Status.NEEDS_APPROVAL, Status.RUNNING):
+                # Stored as running: which of them wait for an answer is in the permission journal.
+                rows = [row for row in rows if (row.id in waiting) == (args.status == Status.NEEDS_APPROVAL)]
             lives = read_live([row for row in rows if row.status in LIVE])
+            for mission_id, what in waiting.items():
+                if mission_id in lives:
+                    lives[mission_id].awaiting_approval = what
             positions = answers.queue_positions(rows, await state.store.missions(statuses=("queued",)))
             answer, rows = answers.ps_result(rows, lives, positions, limit=args.limit, tree=args.tree)
             if args.json:
@@ -95,7 +102,8 @@ async def _select(state: State, args: argparse.Namespace) -> tuple[list[MissionR
     if args.tree:
         rows = views.depth_first(rows)
     if args.status is not None:
-        rows = [row for row in rows if row.status == args.status]
+        stored = Status.RUNNING if args.status == Status.NEEDS_APPROVAL else args.status
+        rows = [row for row in rows if row.status == stored]
     return rows, hidden
 
 
@@ -130,7 +138,7 @@ def _print(
         cells: list[render.Cell] = [
             row.id,
             prefixes.get(row.id, "") + row.name,
-            render.status_cell(row.status, "*" if orphan else ""),
+            render.status_cell(summary.status, "*" if orphan else ""),
         ]
         if not tree:
             cells.append(names.get(row.parent_id or "", row.parent_id or "-"))

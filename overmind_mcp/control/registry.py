@@ -24,6 +24,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "overmind_mcp.control.builtin",
     "overmind_mcp.rituals.handlers",
     "overmind_mcp.blueprints.handlers",
+    "overmind_mcp.control.approvals",
 )
 """Modules that register handlers when imported."""
 

@@ -59,6 +59,19 @@ class PermissionDenied:
 
 
 @dataclass(slots=True)
+class PermissionRequest:
+    """A live session asks whether it may run a tool call (`control_request` `can_use_tool`); it waits for
+    the answer on its stdin."""
+
+    request_id: str
+    tool_name: str
+    input: dict[str, Any]
+    tool_use_id: str | None
+    # The path the CLI says the call would touch, when it knows one.
+    blocked_path: str | None
+
+
+@dataclass(slots=True)
 class ApiError:
     """A synthetic assistant message the CLI emits when the API call failed."""
 
@@ -121,6 +134,7 @@ Event = (
     | ToolResult
     | ApiRetry
     | PermissionDenied
+    | PermissionRequest
     | ApiError
     | Result
     | Unknown
@@ -168,6 +182,8 @@ def to_text(event: Event) -> str | None:
             return f"[api retry {attempt}/{max_retries} in {(delay or 0) / 1000:.1f}s: {error}]"
         case PermissionDenied(tool_name=tool_name, message=message):
             return f"[permission denied] {tool_name}: {message}"
+        case PermissionRequest(tool_name=tool_name, input=tool_input):
+            return f"[asks permission] {tool_name} {_clip(json.dumps(tool_input, ensure_ascii=False), 200)}"
         case Note(text=text):
             return f"--- {text} ---"
         case ApiError(error=error, text=text):

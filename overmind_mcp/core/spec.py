@@ -15,6 +15,9 @@ RestartMode = Literal["never", "on-failure", "always"]
 PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
 PermissionPrompts = Literal["host", "none"]
 """Who answers a child's permission prompts: the host (a --permission-prompt-tool), or nobody (denied)."""
+ApprovalMode = Literal["escalate", "policy"]
+"""What happens to a tool call the policy does not allow: it goes up to someone who may (escalate), or is
+denied (policy: for runs nobody attends)."""
 
 DEFAULT_MAX_RESTARTS = 3
 DEFAULT_RESTART_WINDOW_S = 300.0
@@ -42,6 +45,16 @@ class WorktreeSpec(BaseModel):
     shared: bool = False
 
 
+class PermissionRules(BaseModel):
+    """A child's permission policy in Claude Code's rule syntax: deny wins, then ask, then allow."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allow: list[str] = []
+    deny: list[str] = []
+    ask: list[str] = []
+
+
 class ClaudeTask(BaseModel):
     """A `claude -p` child: one task, or a live session that takes turns."""
 
@@ -63,6 +76,9 @@ class ClaudeTask(BaseModel):
     recall_into_prompt: bool = False
     # The JSON Schema its final answer must match (the CLI's --json-schema).
     json_schema: dict[str, Any] | None = None
+    permissions: PermissionRules | None = None
+    approvals: ApprovalMode = "escalate"
+    approval_timeout_s: float | None = None
 
 
 class CommandTask(BaseModel):

@@ -13,6 +13,9 @@ from enum import StrEnum
 class Status(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    # Shown, never stored: a running mission whose process waits for a permission answer (the store
+    # keeps it `running`, so the live-name index and other servers need not know the difference).
+    NEEDS_APPROVAL = "needs_approval"
     RESTARTING = "restarting"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -32,7 +35,7 @@ class Status(StrEnum):
         return new
 
 
-LIVE: frozenset[Status] = frozenset({Status.QUEUED, Status.RUNNING, Status.RESTARTING})
+LIVE: frozenset[Status] = frozenset({Status.QUEUED, Status.RUNNING, Status.NEEDS_APPROVAL, Status.RESTARTING})
 ENDED: frozenset[Status] = frozenset(Status) - LIVE
 
 _MOVES: dict[Status, frozenset[Status]] = {
@@ -40,6 +43,8 @@ _MOVES: dict[Status, frozenset[Status]] = {
     Status.QUEUED: frozenset({Status.RUNNING, *ENDED}),
     Status.RUNNING: frozenset({Status.RESTARTING, *ENDED}),
     Status.RESTARTING: frozenset({Status.RUNNING, *ENDED}),
+    # Never a mission's own status: only answers show it.
+    Status.NEEDS_APPROVAL: frozenset(),
     **{ended: frozenset() for ended in ENDED},
 }
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from overmind_mcp.core.approvals import PermissionAnswer
 from overmind_mcp.core.events import Event, Result
 from overmind_mcp.core.exits import ExitStatus
 from overmind_mcp.core.spec import AnyTask
@@ -21,10 +22,14 @@ from overmind_mcp.core.status import Status
 
 @dataclass(frozen=True, slots=True)
 class Delegation:
-    """How a child reaches this server's tools under its own identity."""
+    """How a child reaches this server under its own identity: for its tools, and to ask for permissions."""
 
     url: str
     token: str
+    # Whether it may use the server's tools (spawn and the rest); if not, it only asks for permissions.
+    tools: bool = True
+    # The server's tool that answers the child's permission prompts (None: the child asks nobody).
+    permission_tool: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,10 @@ class SessionCodec(Protocol):
     def user_message(self, text: str) -> bytes: ...
 
     def interrupt_request(self, request_id: str) -> bytes: ...
+
+    def permission_answer(self, request_id: str, answer: PermissionAnswer) -> bytes:
+        """The answer to a `PermissionRequest` the session printed."""
+        ...
 
 
 class Provider(Protocol):

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from overmind_mcp.core.approvals import PermissionAnswer
 from overmind_mcp.core.events import (
     ApiError,
     ApiRetry,
@@ -25,6 +26,7 @@ from overmind_mcp.core.events import (
     Event,
     Init,
     PermissionDenied,
+    PermissionRequest,
     PlainText,
     Result,
     ToolResult,
@@ -64,6 +66,8 @@ class ClaudeOptions(BaseModel):
     mcp_config: list[str] = []
     strict_mcp_config: bool = False
     json_schema: dict[str, Any] | None = None
+    # `mcp__<server>__<tool>`, or `stdio` (a session asks on stdout and reads the answer on stdin).
+    permission_prompt_tool: str | None = None
     # A live session reads its turns from a pipe that stays open; a task, its one prompt from a file.
     session: bool = False
 
@@ -101,6 +105,8 @@ def build_argv(claude_bin: str, options: ClaudeOptions) -> list[str]:
         argv.append("--strict-mcp-config")
     if options.json_schema is not None:
         argv.append(f"--json-schema={json.dumps(options.json_schema, separators=(',', ':'))}")
+    if options.permission_prompt_tool:
+        argv.append(f"--permission-prompt-tool={options.permission_prompt_tool}")
     return argv
 
 
@@ -140,6 +146,22 @@ def interrupt_request(request_id: str) -> bytes:
     return json.dumps(request).encode() + b"\n"
 
 
+def permission_answer(request_id: str, answer: PermissionAnswer) -> bytes:
+    """The answer to a session's `can_use_tool` request, on its stdin (see permissions/protocol.py)."""
+    response: dict[str, Any]
+    if answer.allow:
+        response = {"behavior": "allow"}
+        if answer.updated_input is not None:
+            response["updatedInput"] = answer.updated_input
+    else:
+        response = {"behavior": "deny", "message": answer.message or "Denied."}
+    line = {
+        "type": "control_response",
+        "response": {"subtype": "success", "request_id": request_id, "response": response},
+    }
+    return json.dumps(line).encode() + b"\n"
+
+
 def parse_line(line: bytes) -> list[Event]:
     """Events in one stdout line. Unknown types are kept; non-JSON lines become plain text."""
     try:
@@ -159,6 +181,10 @@ def parse_line(line: bytes) -> list[Event]:
                 return [_result(data)]
             case "system":
                 return [_system(data)]
+            case "control_request":
+                request = data.get("request") or {}
+                if request.get("subtype") == "can_use_tool":
+                    return [_permission_request(data, request)]
     except (AttributeError, TypeError, ValueError):
         # A line of a known type but an unexpected shape (a newer CLI): keep it, never fail.
         pass
@@ -252,6 +278,17 @@ def _system(data: dict[str, Any]) -> Event:
     return Unknown("system", _str_or_none(data.get("subtype")), data)
 
 
+def _permission_request(data: dict[str, Any], request: dict[str, Any]) -> PermissionRequest:
+    tool_input = request.get("input")
+    return PermissionRequest(
+        request_id=str(data["request_id"]),
+        tool_name=str(request.get("tool_name") or "?"),
+        input=tool_input if isinstance(tool_input, dict) else {},
+        tool_use_id=_str_or_none(request.get("tool_use_id")),
+        blocked_path=_str_or_none(request.get("blocked_path")),
+    )
+
+
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -298,11 +335,17 @@ class ClaudeProvider:
             system_prompt_file = _input(inputs, SYSTEM_PROMPT_FILE)
             files[system_prompt_file] = task.append_system_prompt.encode()
         allowed_tools, mcp_config, env = list(task.allowed_tools), [], {}
-        if delegation is not None:
+        # A session asks for permissions on its own stdout (the server holds its stdin); a task, through
+        # the server's tool, which the CLI hides from the model.
+        prompt_tool = "stdio" if task.session else None
+        if delegation is not None and (delegation.tools or not task.session):
             # The child reaches the server, under its own identity, as `overmind`.
             env[TOKEN_VARIABLE] = delegation.token
             mcp_config.append(mcp_server_config("overmind", delegation.url, TOKEN_VARIABLE))
-            allowed_tools.append("mcp__overmind")
+            if delegation.tools:
+                allowed_tools.append("mcp__overmind")
+            if not task.session and delegation.permission_tool is not None:
+                prompt_tool = f"mcp__overmind__{delegation.permission_tool}"
         prompt, resume = task.prompt, task.resume
         if restart is not None and restart.session_id:
             # Resume the conversation, so the work done so far is not repeated.
@@ -320,6 +363,7 @@ class ClaudeProvider:
             append_system_prompt_file=str(system_prompt_file) if system_prompt_file else None,
             resume=resume,
             mcp_config=mcp_config,
+            permission_prompt_tool=prompt_tool,
             session=task.session,
             json_schema=task.json_schema,
         )
@@ -368,3 +412,6 @@ class _SessionCodec:
 
     def interrupt_request(self, request_id: str) -> bytes:
         return interrupt_request(request_id)
+
+    def permission_answer(self, request_id: str, answer: PermissionAnswer) -> bytes:
+        return permission_answer(request_id, answer)

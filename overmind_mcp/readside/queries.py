@@ -74,7 +74,7 @@ class ReadSide:
         if tree:
             rows = views.depth_first(rows)
         if status is not None:
-            rows = [row for row in rows if row.status == status]
+            rows = [row for row in rows if views.shown_status(row, self.live.mission(row.id)) == status]
         return rows
 
     def ps(self, rows: list[MissionRow], *, limit: int = 100, tree: bool = False) -> tuple[PsResult, list[MissionRow]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from overmind_mcp.core.events import Event, Result, parse_note, to_text
-from overmind_mcp.models import LIVE, LogPage, MissionResult, MissionSummary, PsResult, Totals, Usage
+from overmind_mcp.models import LIVE, LogPage, MissionResult, MissionSummary, PsResult, Status, Totals, Usage
 from overmind_mcp.providers import parser_for
 from overmind_mcp.runners.local.output import read_page
 from overmind_mcp.storage.missions import MissionRow
@@ -36,7 +36,7 @@ def result_of(row: MissionRow, mission: Mission | None, *, text_limit: int) -> M
     return MissionResult(
         id=row.id,
         name=row.name,
-        status=row.status,
+        status=shown_status(row, mission),
         exit_code=row.exit_code,
         end_reason=row.end_reason,
         is_error=record.get("is_error"),
@@ -82,18 +82,25 @@ def errors_of(result: Result) -> list[str]:
     return [result.text]
 
 
+def shown_status(row: MissionRow, mission: Mission | None) -> Status:
+    """Its status as answers show it: a running mission that waits for a permission answer needs approval."""
+    if row.status == Status.RUNNING and mission is not None and mission.awaiting_approval is not None:
+        return Status.NEEDS_APPROVAL
+    return row.status
+
+
 def summary_of(row: MissionRow, mission: Mission | None, *, queue_position: int | None = None) -> MissionSummary:
     end = row.ended_at or time.time()
     return MissionSummary(
         id=row.id,
         name=row.name,
-        status=row.status,
+        status=shown_status(row, mission),
         parent=row.parent_id,
         depth=row.depth,
         age_s=round(end - row.created_at, 1),
         turns=mission.activity.turns if mission else row.num_turns,
         cost_usd=mission.activity.cost_usd if mission else row.cost_usd,
-        doing=mission.activity.doing() if mission else None,
+        doing=(mission.awaiting_approval or mission.activity.doing()) if mission else None,
         queue_position=queue_position,
         session_state=mission.session_state() if mission else None,
     )

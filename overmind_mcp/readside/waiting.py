@@ -3,6 +3,7 @@
 Woken by the event bus for the missions this server supervises, and by the store's change
 signal (every commit by any process writes the WAL) for those another server runs, so it
 never polls. A live session counts as done once it is idle: it has answered what it was sent.
+It also returns, early, when a permission request comes up for the caller to answer.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Literal
 
 import anyio
 
-from overmind_mcp.bus import EventBus, StoreChanged, about
+from overmind_mcp.bus import BusEvent, EventBus, StoreChanged, about
 from overmind_mcp.core.status import LIVE
 from overmind_mcp.models import WaitResult
+from overmind_mcp.permissions.broker import Inbox
 from overmind_mcp.readside.queries import ReadSide
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
 from overmind_mcp.storage.missions import MissionRow
@@ -44,16 +46,24 @@ class WaitEngine:
         mode: Literal["all", "any"],
         timeout_s: float,
         on_progress: ProgressCallback | None = None,
+        inbox: Inbox | None = None,
     ) -> WaitResult:
         ids = list(dict.fromkeys(row.id for row in rows))
+        concerns = about(frozenset(ids))
+
+        def accepts(event: BusEvent) -> bool:
+            return concerns(event) or (inbox is not None and inbox.accepts(event))
+
         # Subscribed before anything is looked at: an end that happens while we look still wakes us.
-        with self._bus.subscribe(about(frozenset(ids))) as changes:
+        with self._bus.subscribe(accepts) as changes:
             foreign = {row.id for row in rows if self._read.live.mission(row.id) is None and row.status in LIVE}
             async with anyio.create_task_group() as relay:
                 if foreign:
                     relay.start_soon(self._relay_store_changes)
-                answer = await self._loop(ids, foreign, mode, timeout_s, on_progress, changes.changed)
+                answer = await self._loop(ids, foreign, mode, timeout_s, on_progress, changes.changed, inbox)
                 relay.cancel_scope.cancel()
+        if inbox is not None:
+            answer.needs_approval = inbox.take()
         return answer
 
     async def _relay_store_changes(self) -> None:
@@ -73,6 +83,7 @@ class WaitEngine:
         timeout_s: float,
         on_progress: ProgressCallback | None,
         changed: Callable[[float | None], Awaitable[bool]],
+        inbox: Inbox | None,
     ) -> WaitResult:
         started = time.monotonic()
         deadline = started + timeout_s
@@ -85,7 +96,8 @@ class WaitEngine:
             done = [mission_id for mission_id in ids if mission_id not in foreign and self._is_done(mission_id)]
             satisfied = len(done) == len(ids) if mode == "all" else bool(done)
             now = time.monotonic()
-            if satisfied or now >= deadline:
+            asked = inbox is not None and inbox.unseen()
+            if satisfied or now >= deadline or asked:
                 break
             # Report each completion at once, other news at most once a second, and a
             # heartbeat when nothing happens, so the caller always sees the wait is alive.
@@ -100,7 +112,7 @@ class WaitEngine:
             pending=[
                 self._read.summary(await self._read.row(mission_id)) for mission_id in ids if mission_id not in done
             ],
-            timed_out=not satisfied,
+            timed_out=not satisfied and not asked,
         )
 
     def _is_done(self, mission_id: str) -> bool:

@@ -1,9 +1,10 @@
 """What a fire starts: a ritual's spawn, or a blueprint (the extension point for overmind_mcp/blueprints/).
 
 Every run is unattended: nobody sits at a fire or a terminal quest to answer a permission
-prompt, so a Claude child gets `--permission-prompts=none` (anything that would prompt is
-denied, and the permission mode decides the rest) unless its request already names who
-answers its prompts (`permission_prompts="host"`, set by a policy that answers them).
+prompt. A Claude child with permission rules has them decide alone (`approvals="policy"`: what
+they do not allow is denied at once, never escalated); one without gets `--permission-prompts=none`
+(anything that would prompt is denied, and the permission mode decides the rest), unless its
+request already names who answers its prompts (`permission_prompts="host"`).
 """
 
 from __future__ import annotations
@@ -54,12 +55,14 @@ def run_name(ritual: str, slot: int) -> str:
 
 
 def unattended(request: SpawnRequest) -> SpawnRequest:
-    """The request as a run nobody attends: a Claude child answers no prompt unless a policy does."""
+    """The request as a run nobody attends: a Claude child's prompts are answered by its rules, or by nobody."""
     limits.task_kind(request)  # raises if its shape is wrong
     # A request with no command is a Claude task (see limits.spec_of): the task's type says who runs it.
-    if request.command is None and request.permission_prompts is None:
-        return request.model_copy(update={"permission_prompts": "none"})
-    return request
+    if request.command is not None or request.permission_prompts is not None:
+        return request
+    if request.permissions is not None:
+        return request.model_copy(update={"approvals": "policy"})
+    return request.model_copy(update={"permission_prompts": "none"})
 
 
 def check_spawn(request: SpawnRequest) -> SpawnRequest:

@@ -15,6 +15,7 @@ from overmind_mcp.server import toolset as tools
 from overmind_mcp.server.hosting import supervising
 from overmind_mcp.server.lifetime import rooms
 from overmind_mcp.server.strict import strict_tool
+from overmind_mcp.server.visibility import visibility
 from overmind_mcp.settings import Settings
 from overmind_mcp.supervision.supervisor import Supervisor
 
@@ -23,6 +24,8 @@ overmind runs child agents for you. spawn starts a child (a `claude -p` task or 
 at once; wait blocks until children end or a timeout passes (a timeout is a normal answer: wait again);
 result gives a child's final answer, errors and cost; kill ends children and their subtrees; ps lists missions
 (tree=true for the whole tree); logs pages through a child's output. Ids and names are interchangeable.
+A child's tool call that its permissions do not cover waits for you: wait returns it in needs_approval;
+answer with approve (approvals lists them).
 remember, recall and forget are a memory shared with your children and later sessions: recall before
 starting work, remember decisions and findings. blueprint_run runs a pipeline of agents from a TOML file
 (blueprint_validate checks one). The orchestrate prompt teaches the whole loop.
@@ -51,7 +54,8 @@ def create_server(settings: Settings | None = None, *, supervisor: Supervisor | 
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level="WARNING",
-        tools=[strict_tool(tool.fn, annotations=tool.annotations) for tool in tools.ALL],
+        tools=[strict_tool(tool.fn, annotations=tool.annotations, structured=tool.structured) for tool in tools.ALL],
+        middleware=[visibility],
     )
     for resource in resources.ALL:
         server.resource(

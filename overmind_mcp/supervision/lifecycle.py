@@ -26,8 +26,10 @@ import anyio.lowlevel
 from overmind_mcp.bus import MissionEnded, MissionRestarting, MissionStarted, OutputArrived, ProgressMade, TurnEnded
 from overmind_mcp.core.events import note_line, parse_note
 from overmind_mcp.core.exits import UNKNOWN_EXIT, ExitStatus
+from overmind_mcp.core.spec import ClaudeTask
 from overmind_mcp.core.status import Status, StopReason
 from overmind_mcp.errors import InvalidRequest, OvermindError, Refused
+from overmind_mcp.permissions.protocol import PROMPT_TOOL
 from overmind_mcp.providers.base import Delegation, Restart
 from overmind_mcp.readside import views
 from overmind_mcp.runners.base import Launch, RunRecord
@@ -35,7 +37,7 @@ from overmind_mcp.runners.local.output import LineReader, tail_bytes
 from overmind_mcp.runners.local.watch import Wakeup
 from overmind_mcp.storage import files
 from overmind_mcp.storage.missions import MissionRow
-from overmind_mcp.supervision import foreign, holds, sessions, termination, watchdogs
+from overmind_mcp.supervision import approvals, foreign, holds, sessions, termination, watchdogs
 from overmind_mcp.supervision.context import Context
 from overmind_mcp.supervision.holds import Hold
 from overmind_mcp.supervision.mission import Mission
@@ -142,7 +144,8 @@ class Lifecycle:
             await sessions.pump(mission)
 
     def _delegation(self, mission: Mission) -> Delegation | None:
-        """Whether the child gets overmind's tools: by default, while its own children would be allowed."""
+        """How the child reaches the server: for overmind's tools (by default, while its own children would
+        be allowed), and for a Claude child in any case, to ask for permissions."""
         row, ctx = mission.row, self.ctx
         asked = mission.provider.can_delegate(row.spec.task)
         room = row.depth + 1 < ctx.settings.max_depth
@@ -157,10 +160,16 @@ class Lifecycle:
             raise InvalidRequest("delegate=true needs the server's HTTP endpoint, and this server has none")
         else:
             wanted = asked
-        if not wanted or ctx.delegation_url is None:
+        asks = isinstance(row.spec.task, ClaudeTask)
+        if not (wanted or asks) or ctx.delegation_url is None:
             return None
         # The child reaches this very server, under its own identity.
-        return Delegation(url=ctx.delegation_url, token=ctx.credentials.mint(row.id))
+        return Delegation(
+            url=ctx.delegation_url,
+            token=ctx.credentials.mint(row.id, tools=wanted),
+            tools=wanted,
+            permission_tool=PROMPT_TOOL if asks else None,
+        )
 
     def _child_env(self, row: MissionRow, extra: dict[str, str]) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if key not in _HIDDEN_ENV}
@@ -290,6 +299,12 @@ class Lifecycle:
                 await sessions.pump(mission)
             ctx.bus.publish(TurnEnded(mission.id, activity.result.is_error, activity.cost_usd))
             await self._enforce_budgets(mission)
+        if activity.permission_requests:
+            requests, activity.permission_requests = activity.permission_requests, []
+            for request in requests:
+                # A session asks on its stdout and reads the answer on its stdin, which this server holds.
+                if mission.session is not None:
+                    ctx.tasks.start_soon(approvals.answer_session, ctx.broker, mission, request)
         max_turns = mission.spec.max_turns
         if max_turns and mission.session is None and activity.turns > max_turns + 1:
             # A backstop: the CLI counts and stops at --max-turns itself.

@@ -18,6 +18,7 @@ from typing import Any
 from overmind_mcp.core.spec import ClaudeTask, CommandTask, MissionSpec, RestartSpec, WorktreeSpec
 from overmind_mcp.errors import InvalidRequest, Refused
 from overmind_mcp.models import SpawnRequest
+from overmind_mcp.permissions.rules import check_rules
 from overmind_mcp.settings import Settings
 from overmind_mcp.storage.missions import MissionRow
 from overmind_mcp.supervision import inputs, privileges
@@ -33,6 +34,8 @@ _CLAUDE_ONLY = (
     "append_system_prompt",
     "resume",
     "json_schema",
+    "permissions",
+    "approval_timeout_s",
 )
 _CLAUDE_ONLY_FLAGS = ("allowed_tools", "disallowed_tools", "recall_into_prompt", "delegate", "session")
 
@@ -85,11 +88,15 @@ def task_kind(request: SpawnRequest) -> str:
             raise InvalidRequest('`command` must be a non-empty argv list, e.g. ["pytest", "-q"]')
         claude_only = [name for name in _CLAUDE_ONLY if getattr(request, name) is not None]
         claude_only += [name for name in _CLAUDE_ONLY_FLAGS if getattr(request, name)]
+        claude_only += ["approvals"] if request.approvals != "escalate" else []
         if claude_only:
             raise InvalidRequest(f"{', '.join(claude_only)} only apply to Claude tasks (`prompt`), not `command`")
         return "command"
     if request.prompt is not None and not request.prompt.strip():
         raise InvalidRequest("`prompt` is empty: say what the child should do")
+    if request.permissions is not None:
+        for effect in ("allow", "deny", "ask"):
+            check_rules(getattr(request.permissions, effect), f"permissions.{effect}")
     return "claude"
 
 

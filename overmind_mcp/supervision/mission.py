@@ -20,6 +20,7 @@ from overmind_mcp.core.events import (
     Init,
     Note,
     PermissionDenied,
+    PermissionRequest,
     PlainText,
     Result,
     ToolResult,
@@ -60,6 +61,8 @@ class Activity:
     results: int = 0
     cost_usd: float | None = None
     denials: list[PermissionDenied] = field(default_factory=list)
+    # A session's permission requests not yet handed to the broker.
+    permission_requests: list[PermissionRequest] = field(default_factory=list)
     _message_id: str | None = None
 
     def apply(self, event: Event) -> bool:
@@ -88,6 +91,9 @@ class Activity:
             case PermissionDenied():
                 if len(self.denials) < _MAX_DENIALS:
                     self.denials.append(event)
+                return True
+            case PermissionRequest():
+                self.permission_requests.append(event)
                 return True
             case PlainText(text=text):
                 # A command's output is its only sign of progress.
@@ -160,6 +166,8 @@ class Mission:
     results_seen: int = 0
     # A person's hold on a live session (overmind attach): agents' messages are refused meanwhile.
     hold: Hold | None = None
+    # What its process waits for an answer to (a permission request), as `ps` shows it; None: nothing.
+    awaiting_approval: str | None = None
     # The scope its supervising task runs in, made with the mission so that it can be cancelled
     # even before that task has started; cancelled only to leave a detached mission running.
     scope: anyio.CancelScope = field(default_factory=lambda: anyio.CancelScope(shield=True))

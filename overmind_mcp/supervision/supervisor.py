@@ -8,10 +8,11 @@ seams it was built with: `Providers`, runners and workspaces.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 
@@ -19,11 +20,14 @@ from overmind_mcp import __version__
 from overmind_mcp.akasha import FILENAME as AKASHA_FILENAME
 from overmind_mcp.akasha import Akasha
 from overmind_mcp.bus import EventBus, ProgressMade
+from overmind_mcp.core.approvals import PermissionAnswer
 from overmind_mcp.core.spec import MissionSpec
 from overmind_mcp.core.status import LIVE, Status
-from overmind_mcp.errors import Conflict, InvalidRequest
+from overmind_mcp.errors import Conflict, InvalidRequest, OvermindError
 from overmind_mcp.identity import ROOT, Caller, Credentials
 from overmind_mcp.models import (
+    ApprovalOutcome,
+    Approvals,
     AttachGrant,
     ConflictPair,
     ConflictsResult,
@@ -42,11 +46,16 @@ from overmind_mcp.models import (
     WorktreeChange,
 )
 from overmind_mcp.names import new_id
+from overmind_mcp.permissions.broker import CLIENT, Who, request_of
+from overmind_mcp.permissions.journal import FILENAME as PERMISSIONS_FILENAME
+from overmind_mcp.permissions.journal import Journal
+from overmind_mcp.permissions.rules import ToolCall
 from overmind_mcp.providers import Providers
 from overmind_mcp.readside.queries import ReadSide
 from overmind_mcp.readside.waiting import ProgressCallback, WaitEngine
 from overmind_mcp.runners.base import Runner
 from overmind_mcp.runners.local import LocalRunner
+from overmind_mcp.runners.local.process import same_process
 from overmind_mcp.runners.local.watch import FileWatcher
 from overmind_mcp.settings import Settings
 from overmind_mcp.storage import files
@@ -97,8 +106,12 @@ class Supervisor:
         store = await Store.open(settings.database_path)
         worktrees = GitWorktreeWorkspace(settings.home)
         akasha: Akasha | None = None
+        journal: Journal | None = None
         try:
             akasha = await Akasha.open(settings.home / AKASHA_FILENAME, project_dir=settings.project)
+            journal = await Journal.open(settings.home / PERMISSIONS_FILENAME)
+            if settings.retention_days:
+                await journal.prune(time.time() - settings.retention_days * 86400)
             async with anyio.create_task_group() as task_group:
                 watcher = FileWatcher()
                 task_group.start_soon(watcher.run)
@@ -112,7 +125,9 @@ class Supervisor:
                     providers=providers or Providers.default(settings.claude_bin),
                     runners={runner.name: runner for runner in (LocalRunner(), *runners)},
                     workspaces={workspace.name: workspace for workspace in (PlainWorkspace(), worktrees, *workspaces)},
+                    journal=journal,
                 )
+                await task_group.start(ctx.broker.run)
                 supervisor = cls(ctx)
                 await supervisor._start()
                 try:
@@ -123,6 +138,8 @@ class Supervisor:
                     task_group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
+                if journal is not None:
+                    await journal.close()
                 if akasha is not None:
                     await akasha.close()
                 await worktrees.close()
@@ -277,12 +294,19 @@ class Supervisor:
         if timeout_s < 0:
             raise InvalidRequest("timeout_s must be 0 or more (seconds)")
         rows = [await self.mission(ref, caller=caller) for ref in refs]
-        answer = await self.waits.wait(rows, mode=mode, timeout_s=timeout_s, on_progress=on_progress)
-        answer.done = [await self._with_change(result) for result in answer.done]
+        inbox = self.ctx.broker.inbox(caller.mission_id)
+        answer = await self.waits.wait(rows, mode=mode, timeout_s=timeout_s, on_progress=on_progress, inbox=inbox)
+        answer.done = [await self._with_approvals(await self._with_change(result)) for result in answer.done]
         return answer
 
     async def result(self, ref: str, *, caller: Caller = ROOT) -> MissionResult:
-        return await self._with_change(self.read.result(await self.mission(ref, caller=caller)))
+        row = await self.mission(ref, caller=caller)
+        return await self._with_approvals(await self._with_change(self.read.result(row)))
+
+    async def _with_approvals(self, answer: MissionResult) -> MissionResult:
+        """A Claude mission's result lists its permission decisions."""
+        answer.approvals = await self.ctx.broker.decisions(answer.id)
+        return answer
 
     async def _with_change(self, answer: MissionResult) -> MissionResult:
         """An isolated mission's result says what its branch changed."""
@@ -361,6 +385,84 @@ class Supervisor:
             state_dir=str(ctx.settings.home),
             claude_bin=ctx.settings.claude_bin,
         )
+
+    # -- permissions ---------------------------------------------------------------------------
+
+    async def ask_permission(
+        self, caller: Caller, tool_name: str, tool_input: dict[str, Any], *, tool_use_id: str | None = None
+    ) -> PermissionAnswer:
+        """A child's CLI asks whether it may run a tool call; the answer, once someone has given it."""
+        if caller.mission_id is None:
+            raise InvalidRequest("only a mission's CLI asks for permissions")
+        return await self.ctx.broker.ask(caller.mission_id, ToolCall(tool_name, tool_input), tool_use_id=tool_use_id)
+
+    def approvals(self, *, caller: Caller = ROOT) -> Approvals:
+        """The permission requests waiting for the caller's answer."""
+        return Approvals(requests=self.ctx.broker.inbox(caller.mission_id).take())
+
+    async def approve(
+        self,
+        request_id: str,
+        decision: Literal["allow", "deny"],
+        *,
+        updated_input: dict[str, Any] | None = None,
+        message: str | None = None,
+        remember: bool = False,
+        caller: Caller = ROOT,
+        person: str | None = None,
+    ) -> ApprovalOutcome:
+        """Answer a request as the caller (an ancestor mission, or the client), or as `person` (the console)."""
+        who = (
+            Who("person", person)
+            if person
+            else CLIENT
+            if caller.mission_id is None
+            else Who("mission", caller.mission_id)
+        )
+        return await self.ctx.broker.answer(
+            request_id, decision, who=who, updated_input=updated_input, message=message, remember=remember
+        )
+
+    async def every_approval(self) -> Approvals:
+        """Every request that waits for an answer on this state directory, whichever live server holds it."""
+        ctx = self.ctx
+        rows = await ctx.journal.pending()
+        owners = await ctx.store.servers({row.server_id for row in rows})
+        live = {
+            server_id
+            for server_id, (pid, start, stopped_at) in owners.items()
+            if server_id == ctx.server_id or (stopped_at is None and same_process(pid, start))
+        }
+        requests = []
+        for row in rows:
+            if row.server_id in live:
+                mission = await ctx.store.get(row.mission_id)
+                requests.append(request_of(row, mission.name if mission is not None else row.mission_id))
+        return Approvals(requests=requests)
+
+    def next_form(self) -> str | None:
+        """The oldest request for the client that its user has not been shown as a form."""
+        pending = self.ctx.broker.next_to_elicit()
+        return pending.row.id if pending is not None else None
+
+    def form_question(self, request_id: str) -> str | None:
+        """What the form asks (the same words each time it is rendered: the client may ask twice)."""
+        pending = self.ctx.broker.get(request_id)
+        if pending is None:
+            return None
+        return (
+            f"Mission {pending.mission.name!r} asks to use {pending.call.describe(400)} ({pending.row.why}). Allow it?"
+        )
+
+    async def answer_form(
+        self, request_id: str, decision: Literal["allow", "deny"] | None, *, message: str | None
+    ) -> None:
+        """What the client's user answered in the form; None: put away unanswered (it stays open)."""
+        self.ctx.broker.elicited(request_id)
+        if decision is None:
+            return
+        with contextlib.suppress(OvermindError):  # answered or ended meanwhile: the first answer stands
+            await self.ctx.broker.answer(request_id, decision, who=Who("elicitation"), message=message or None)
 
     async def mission(self, ref: str, *, caller: Caller = ROOT) -> MissionRow:
         """A mission's row, by id or name, if the caller may see it; raises NotFound or AccessDenied."""

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from overmind_mcp.bus import EventBus, OutputArrived
+from overmind_mcp.bus import ApprovalAnswered, ApprovalAsked, EventBus, OutputArrived
 from overmind_mcp.core.status import StopReason
 from overmind_mcp.supervision.mission import Mission
 
@@ -21,26 +21,32 @@ async def enforce_timeout(mission: Mission, timeout_s: float, end: End) -> None:
 
 
 async def watch_for_stall(mission: Mission, timeout_s: float, bus: EventBus, note: Note, end: End) -> None:
-    """End a run that has printed nothing for `timeout_s` while not inside a tool call.
+    """End a run that has printed nothing for `timeout_s` while not inside a tool call, nor waiting for a
+    permission answer.
 
-    Sleeps until the moment the mission would become stalled and wakes on any output,
-    so a stall is seen `timeout_s` after the last line, not up to twice that.
+    Sleeps until the moment the mission would become stalled and wakes on any output (or news of its
+    permission requests), so a stall is seen `timeout_s` after the last line, not up to twice that.
     """
     activity = mission.activity
 
-    def its_output(event: object) -> bool:
-        return isinstance(event, OutputArrived) and event.mission_id == mission.id
+    def its_news(event: object) -> bool:
+        return isinstance(event, OutputArrived | ApprovalAsked | ApprovalAnswered) and event.mission_id == mission.id
 
-    with bus.subscribe(its_output, buffer=1) as output:
+    with bus.subscribe(its_news, buffer=1) as news:
         while True:
             waiting_on_tool = activity.in_tool
+            waiting_on_answer = mission.awaiting_approval is not None
             idle_session = mission.session is not None and mission.session.current is None
             quiet = time.monotonic() - activity.last_output_at
-            if not (waiting_on_tool or idle_session) and quiet >= timeout_s:
+            excused = waiting_on_tool or waiting_on_answer or idle_session
+            if not excused and quiet >= timeout_s:
                 break
-            await output.changed(None if waiting_on_tool or idle_session else timeout_s - quiet)
+            await news.changed(None if excused else timeout_s - quiet)
             if idle_session and mission.session is not None and mission.session.current is not None:
                 # A turn just started: the clock starts now.
+                activity.last_output_at = time.monotonic()
+            if waiting_on_answer and mission.awaiting_approval is None:
+                # The answer came: the clock starts now.
                 activity.last_output_at = time.monotonic()
     await note(mission, "stall", f"no output for {timeout_s:g}s: stalled")
     await end(mission, StopReason.STALLED)

@@ -12,8 +12,9 @@ child               how the real CLI 2.1.332 reports it
                     an ``is_error`` result, again ``subtype:"success"``, exit 1
 ``max-turns``       ``--max-turns=1`` and a model that keeps calling Bash: ``error_max_turns``, ``errors``,
                     no ``result`` text, exit 1
-``denied``          a Bash command that writes, not allowed in ``-p`` mode: denied, not asked; the run
-                    goes on and succeeds, with ``permission_denials`` naming the call
+``denied``          a Bash command that writes, which its permission policy (``approvals="policy"``, no
+                    rules) denies at once when the CLI asks: the run goes on and succeeds, with
+                    ``permission_denials`` naming the call
 ``stalled``         a stream that only pings: the CLI would wait forever; ``activity_timeout_s`` ends it
 ==================  =====================================================================================
 
@@ -73,7 +74,7 @@ SPAWNS: dict[str, JSON] = {
     # Without a cap the CLI retries a 500 ten times over minutes (see tests/mockapi.py).
     "api-error": {"prompt": "API-ERROR", "env": {"CLAUDE_CODE_MAX_RETRIES": "1"}},
     "max-turns": {"prompt": "MAX-TURNS", "max_turns": 1, "allowed_tools": ["Bash"]},
-    "denied": {"prompt": "DENIED"},
+    "denied": {"prompt": "DENIED", "approvals": "policy"},
     "stalled": {"prompt": "STALLS", "activity_timeout_s": 3},
 }
 
@@ -119,11 +120,11 @@ async def test_failures_are_reported_as_the_cli_reported_them(
     assert max_turns["text"] is None
     assert max_turns["errors"] == ["Reached maximum number of turns (1)"]
 
-    # A denial is not a failure to the CLI: the model hears "needs approval" and carries on.
+    # A denial is not a failure to the CLI: the model hears why, and carries on.
     assert (denied["status"], denied["exit_code"], denied["is_error"]) == ("succeeded", 0, False)
     [denial] = denied["permission_denials"]
     assert denial["tool_name"] == "Bash" and denial["tool_input"]["command"] == DENIED_COMMAND
-    assert denied["text"].startswith("could not: ") and "needs approval" in denied["text"]
+    assert denied["text"].startswith("could not: Denied by the mission's permission policy: no rule allows")
     assert not (claude_cwd / "created-by-child").exists()
 
     # The stalled child printed nothing after its init for activity_timeout_s: overmind ended it (SIGINT
@@ -142,7 +143,8 @@ async def test_failures_are_reported_as_the_cli_reported_them(
     retry_log = await call_tool(client, "logs", id="api-error")
     assert any(line.startswith("[api retry 1/1") for line in retry_log["lines"]), retry_log["lines"]
     denial_log = await call_tool(client, "logs", id="denied")
-    assert any(line.startswith("[permission denied] Bash: ") for line in denial_log["lines"]), denial_log["lines"]
+    denial = f"--- permission: Bash({DENIED_COMMAND}) denied by policy"
+    assert any(line.startswith(denial) for line in denial_log["lines"]), denial_log["lines"]
 
     # The mission table agrees, and records the CLI's own words for the failure.
     rows = {row.name: row for row in overmind.missions()}

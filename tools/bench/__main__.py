@@ -29,6 +29,7 @@ import anyio
 
 from tools.bench import (
     akasha,
+    approvals,
     blueprints,
     cold_start,
     dashboard,
@@ -62,6 +63,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "rituals": rituals.run,
     "blueprints": blueprints.run,
     "worktrees": worktrees.run,
+    "approvals": approvals.run,
 }
 # These need npm and packages from its registry; quick mode runs them only when named in --only.
 NEEDS_NPM = frozenset({"rival"})

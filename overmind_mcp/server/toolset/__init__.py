@@ -4,6 +4,8 @@ Each module holds one tool. `ALL` is the order `tools/list` shows them in.
 """
 
 from overmind_mcp.server.toolset import (
+    approvals,
+    approve,
     blueprint_run,
     blueprint_validate,
     conflicts,
@@ -13,6 +15,7 @@ from overmind_mcp.server.toolset import (
     kill,
     logs,
     merge,
+    permission_prompt,
     ps,
     recall,
     remember,
@@ -37,6 +40,8 @@ ALL: list[Tool] = [
     ps.TOOL,
     logs.TOOL,
     status.TOOL,
+    approvals.TOOL,
+    approve.TOOL,
     remember.TOOL,
     recall.TOOL,
     forget.TOOL,
@@ -49,6 +54,7 @@ ALL: list[Tool] = [
     unschedule.PAUSE_TOOL,
     blueprint_run.TOOL,
     blueprint_validate.TOOL,
+    permission_prompt.TOOL,
 ]
 
 __all__ = ["ALL", "Tool"]

@@ -26,6 +26,8 @@ R = TypeVar("R")
 class Tool:
     fn: Callable[..., Awaitable[Any]]
     annotations: ToolAnnotations
+    # Answers with structuredContent and an outputSchema (all but the permission prompt, whose caller refuses it).
+    structured: bool = True
 
 
 def supervisor(ctx: Context) -> Supervisor:

@@ -9,7 +9,9 @@ from pydantic import Field
 from overmind_mcp.core.spec import (
     DEFAULT_MAX_RESTARTS,
     DEFAULT_RESTART_WINDOW_S,
+    ApprovalMode,
     PermissionMode,
+    PermissionRules,
     RestartMode,
     WorktreeCleanup,
 )
@@ -83,6 +85,19 @@ async def spawn(
         WorktreeCleanup | None,
         Field(description="At its end: remove-if-clean (default; work is never deleted), archive, keep"),
     ] = None,
+    permissions: Annotated[
+        PermissionRules | None,
+        Field(
+            description='Claude Code rules for what it may do unasked: {"allow": ["Bash(git diff:*)"], "deny": [...]}'
+        ),
+    ] = None,
+    approvals: Annotated[
+        ApprovalMode,
+        Field(description="escalate: what its rules do not allow goes to you (wait shows it); policy: it is denied"),
+    ] = "escalate",
+    approval_timeout_s: Annotated[
+        float | None, Field(gt=0, description="Deny a request nobody answers within this (default 300)")
+    ] = None,
 ) -> Spawned:
     """Start a child agent (a `claude -p` task, or a live session) or a command; returns its id at once.
 
@@ -116,6 +131,9 @@ async def spawn(
         isolation=isolation,
         base=base,
         worktree_cleanup=worktree_cleanup,
+        permissions=permissions,
+        approvals=approvals,
+        approval_timeout_s=approval_timeout_s,
     )
     return await supervisor(ctx).spawn(request, caller=caller(ctx))
 

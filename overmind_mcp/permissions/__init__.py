@@ -1,0 +1,1 @@
+"""The permission bridge: a child asks; its policy, its parent, the client or a person answers."""
