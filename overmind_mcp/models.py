@@ -62,6 +62,8 @@ class SpawnRequest(BaseModel):
     base: str | None = None
     worktree_cleanup: WorktreeCleanup | None = None
     json_schema: dict[str, Any] | None = None
+    runner: Literal["local", "ray"] | None = None
+    resources: dict[str, float] = {}
 
 
 class Spawned(BaseModel):
@@ -166,6 +168,7 @@ class MissionResult(BaseModel):
     started_at: str | None = None
     ended_at: str | None = None
     restarts: int = 0
+    node: str | None = Field(default=None, description="the Ray node it runs on (address, node id); null: the server's")
     session_state: SessionState | None = Field(
         default=None, description="for a live session: idle, working, or attached (a person holds it)"
     )
@@ -185,6 +188,7 @@ class MissionSummary(BaseModel):
     tree_cost_usd: float | None = Field(default=None, description="with tree=true: its cost plus its subtree's")
     doing: str | None = Field(default=None, description="the latest thing a running mission did")
     queue_position: int | None = Field(default=None, description="while queued: 1 starts next")
+    node: str | None = Field(default=None, description="the Ray node it runs on; null: the server's machine")
     session_state: SessionState | None = None
 
 

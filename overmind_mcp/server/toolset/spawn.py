@@ -83,6 +83,12 @@ async def spawn(
         WorktreeCleanup | None,
         Field(description="At its end: remove-if-clean (default; work is never deleted), archive, keep"),
     ] = None,
+    runner: Annotated[
+        Literal["local", "ray"] | None, Field(description="Where it runs: this machine, or a Ray cluster's node")
+    ] = None,
+    resources: Annotated[
+        dict[str, float] | None, Field(description='With runner="ray": what its node must have, e.g. {"GPU": 1}')
+    ] = None,
 ) -> Spawned:
     """Start a child agent (a `claude -p` task, or a live session) or a command; returns its id at once.
 
@@ -116,6 +122,8 @@ async def spawn(
         isolation=isolation,
         base=base,
         worktree_cleanup=worktree_cleanup,
+        runner=runner,
+        resources=resources or {},
     )
     return await supervisor(ctx).spawn(request, caller=caller(ctx))
 
