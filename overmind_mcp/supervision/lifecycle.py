@@ -106,7 +106,8 @@ class Lifecycle:
     async def launch(self, mission: Mission, *, restart: Restart | None = None) -> None:
         """Start (or restart) the mission's process."""
         row, ctx = mission.row, self.ctx
-        plan = mission.provider.plan(row.spec.task, delegation=self._delegation(mission), restart=restart)
+        delegation = self._delegation(mission)
+        plan = mission.provider.plan(row.spec.task, delegation=delegation, restart=restart)
         runner = ctx.runner(row.spec.runner)
         handle = await runner.start(
             Launch(
@@ -117,6 +118,8 @@ class Lifecycle:
                 stdout_path=Path(row.output_path),
                 stderr_path=Path(row.stderr_path),
                 stdin_pipe=plan.stdin_pipe,
+                resources=row.spec.resources,
+                callback_url=delegation.url if delegation is not None else None,
             )
         )
         mission.handle = handle
@@ -500,6 +503,9 @@ class Lifecycle:
     def outcome(self, mission: Mission, exit_status: ExitStatus) -> tuple[Status, str | None]:
         if mission.failure is not None:
             return Status.FAILED, mission.failure
+        if exit_status.lost is not None:
+            # Even while it was being ended: nobody saw how it ended.
+            return Status.LOST, exit_status.lost
         reason = mission.stop_reason
         ended_by = f"ended by {mission.ended_by}" if mission.ended_by else "before it started"
         if reason is StopReason.TIMED_OUT:

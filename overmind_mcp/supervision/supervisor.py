@@ -48,6 +48,7 @@ from overmind_mcp.readside.waiting import ProgressCallback, WaitEngine
 from overmind_mcp.runners.base import Runner
 from overmind_mcp.runners.local import LocalRunner
 from overmind_mcp.runners.local.watch import FileWatcher
+from overmind_mcp.runners.ray import RayRunner, namespace_for, ray_installed
 from overmind_mcp.settings import Settings
 from overmind_mcp.storage.missions import MissionRow, Store
 from overmind_mcp.supervision import holds, sessions
@@ -93,6 +94,7 @@ class Supervisor:
         """
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         settings.missions_dir.mkdir(exist_ok=True, mode=0o700)
+        ray_runner = _ray_runner(settings)
         store = await Store.open(settings.database_path)
         worktrees = GitWorktreeWorkspace(settings.home)
         akasha: Akasha | None = None
@@ -109,7 +111,7 @@ class Supervisor:
                     watcher=watcher,
                     tasks=task_group,
                     providers=providers or Providers.default(settings.claude_bin),
-                    runners={runner.name: runner for runner in (LocalRunner(), *runners)},
+                    runners={runner.name: runner for runner in (LocalRunner(), *ray_runner, *runners)},
                     workspaces={workspace.name: workspace for workspace in (PlainWorkspace(), worktrees, *workspaces)},
                 )
                 supervisor = cls(ctx)
@@ -122,6 +124,8 @@ class Supervisor:
                     task_group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
+                for runner in ray_runner:
+                    await runner.aclose()
                 if akasha is not None:
                     await akasha.close()
                 await worktrees.close()
@@ -366,6 +370,13 @@ class Supervisor:
         row = await self.read.resolve(ref)
         await self.tree.check_visible(caller, row)
         return row
+
+
+def _ray_runner(settings: Settings) -> list[RayRunner]:
+    """The ray runner, wherever Ray is installed (it connects at its first mission), else none."""
+    if settings.runner != "ray" and settings.ray_address is None and not ray_installed():
+        return []
+    return [RayRunner(settings.ray_address, namespace_for(settings.home), start_timeout_s=settings.ray_start_timeout_s)]
 
 
 class _ServerLive:
