@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import IO
 
 import psutil
 
@@ -88,11 +89,12 @@ class MissionActor:
             )
         keeper = self._start_keeper()
         assert keeper.stdout is not None
-        reports = _Reports(keeper.stdout.fileno())
+        # Its first half exits at once (keeper.py says why); the keeper itself talks on the pipe.
+        await _reap(keeper)
+        reports = _Reports(keeper.stdout)
         first = await reports.next()
         if "pid" not in first:
-            await _reap(keeper)
-            keeper.stdout.close()
+            reports.close()
             self._close()
             self._remove_spool()
             return StartFailed(str(first.get("error", "the keeper failed to start the child")))
@@ -110,7 +112,7 @@ class MissionActor:
             asyncio.create_task(self._watcher.run()),
             asyncio.create_task(self._relay(stdout_changed)),
             asyncio.create_task(self._relay(stderr_changed)),
-            asyncio.create_task(self._await_exit(keeper, reports)),
+            asyncio.create_task(self._await_exit(reports)),
         ]
         return self._started
 
@@ -136,6 +138,8 @@ class MissionActor:
                     str(control_read),
                     "--stdout",
                     str(out_fd),
+                    "--spool",
+                    str(self._spool),
                     "--",
                     *launch.argv,
                 ],
@@ -178,16 +182,14 @@ class MissionActor:
             changed, self._changed = self._changed, asyncio.Event()
             changed.set()
 
-    async def _await_exit(self, keeper: subprocess.Popen[bytes], reports: _Reports) -> None:
+    async def _await_exit(self, reports: _Reports) -> None:
         report: dict[str, object] = {}
         while "code" not in report and "signal" not in report:
             report = await reports.next()
             if not report:
                 break  # the keeper died without a word: it was killed, and its child with it
         code, number = report.get("code"), report.get("signal")
-        await _reap(keeper)
-        if keeper.stdout is not None:
-            keeper.stdout.close()
+        reports.close()
         self._exit = Exit(
             code=code if isinstance(code, int) else None,
             signal=number if isinstance(number, int) else None,
@@ -290,10 +292,14 @@ class MissionActor:
 class _Reports:
     """The keeper's JSON lines, read from its stdout pipe without blocking the actor's loop."""
 
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self._pipe = pipe
+        self._fd = pipe.fileno()
         self._buffer = b""
-        os.set_blocking(fd, False)
+        os.set_blocking(self._fd, False)
+
+    def close(self) -> None:
+        self._pipe.close()
 
     async def next(self) -> dict[str, object]:
         """The next report; {} once the keeper has closed its end."""
@@ -326,7 +332,7 @@ async def _readable(fd: int) -> None:
 
 
 async def _reap(keeper: subprocess.Popen[bytes]) -> None:
-    """Wait for the keeper to exit (on its pidfd) and reap it."""
+    """Wait for the keeper's first half to exit (on its pidfd) and reap it."""
     pidfd = os.pidfd_open(keeper.pid)
     try:
         await _readable(pidfd)

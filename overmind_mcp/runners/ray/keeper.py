@@ -1,16 +1,18 @@
 """The keeper: a mission's child's parent on its node, and the link that ends the child with its actor.
 
-The actor starts this file as `python -I -S keeper.py --control FD --stdout FD -- ARGV…`
+The actor starts this file as `python -I -S keeper.py --control FD --stdout FD --spool DIR -- ARGV…`
 (standard library only, so it starts in milliseconds and imports nothing from the node's
-environment). It starts ARGV as the leader of a new session and process group, as the
-local runner does, and then waits on two things only, without polling:
+environment); it forks once more, away from the actor's process. It starts ARGV as the
+leader of a new session and process group, as the local runner does, and then waits on two
+things only, without polling:
 
 - the child's pidfd: when the child ends, the keeper (its parent, so the child stays an
   unreaped zombie and its group id cannot be reused) kills whatever the child left in its
   group, reaps it, reports the exit status and exits;
 - the control pipe from the actor: each byte is a signal number for the child's whole
   group; end of file means the actor has gone (its node's Ray processes died, or it was
-  killed), and then the group is killed, so a child never outlives its owner.
+  killed), and then the group is killed, so a child never outlives its owner; its spool
+  files go too, since nobody can read them any more.
 
 The child itself gets SIGKILL if the keeper dies first (PR_SET_PDEATHSIG), so killing the
 keeper cannot leave it running unsupervised either.
@@ -27,9 +29,11 @@ import ctypes
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
@@ -53,9 +57,14 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="keeper")
     parser.add_argument("--control", type=int, required=True)
     parser.add_argument("--stdout", type=int, required=True)
+    parser.add_argument("--spool", required=True)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    # Away from the actor's process: Ray kills a worker's own children when the worker exits, and the
+    # keeper must outlive it to end the child's whole group (the actor reaps the first half at once).
+    if os.fork() != 0:
+        os._exit(0)
     try:
         child = subprocess.Popen(
             command,
@@ -98,6 +107,11 @@ def main(argv: list[str]) -> int:
     # The leader is a zombie: its group id is still its own, so this reaches only what it left behind.
     _signal_group(child.pid, signal.SIGKILL)
     os.waitpid(child.pid, 0)
+    if owner_gone:
+        # Nobody can pull the rest of the child's output any more: its spool goes too.
+        shutil.rmtree(args.spool, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            Path(args.spool).parent.rmdir()  # the namespace's folder, once its last mission is gone
     if info is not None and info.si_code == os.CLD_EXITED:
         _report(code=info.si_status, signal=None)
     else:
