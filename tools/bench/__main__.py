@@ -34,6 +34,7 @@ from tools.bench import (
     dashboard,
     durability,
     ingest,
+    ray_runner,
     rituals,
     rival,
     scale,
@@ -62,6 +63,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "rituals": rituals.run,
     "blueprints": blueprints.run,
     "worktrees": worktrees.run,
+    "ray": ray_runner.run,
 }
 # These need npm and packages from its registry; quick mode runs them only when named in --only.
 NEEDS_NPM = frozenset({"rival"})
