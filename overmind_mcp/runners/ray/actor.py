@@ -140,6 +140,8 @@ class MissionActor:
                     str(out_fd),
                     "--spool",
                     str(self._spool),
+                    "--env",
+                    str(self._write_environment()),
                     "--",
                     *launch.argv,
                 ],
@@ -148,7 +150,6 @@ class MissionActor:
                 stderr=err_fd,
                 pass_fds=(control_read, out_fd),
                 cwd=launch.cwd,
-                env=self._environment(),
                 close_fds=True,
                 start_new_session=True,
             )
@@ -157,6 +158,14 @@ class MissionActor:
                 os.close(fd)
             if self._stdin is not None:
                 os.close(stdin_read)
+
+    def _write_environment(self) -> Path:
+        """The child's environment, in a file only this user can read, for the keeper to take (and remove)."""
+        path = self._spool / "env.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            json.dump(self._environment(), file)
+        return path
 
     def _environment(self) -> dict[str, str]:
         """The environment the node's Ray runs with (not the one Ray gave this worker), changed as the server

@@ -1,6 +1,6 @@
 """The keeper: a mission's child's parent on its node, and the link that ends the child with its actor.
 
-The actor starts this file as `python -I -S keeper.py --control FD --stdout FD --spool DIR -- ARGV…`
+The actor starts this file as `python -I -S keeper.py --control FD --stdout FD --spool DIR --env FILE -- ARGV…`
 (standard library only, so it starts in milliseconds and imports nothing from the node's
 environment); it forks once more, away from the actor's process. It starts ARGV as the
 leader of a new session and process group, as the local runner does, and then waits on two
@@ -8,7 +8,9 @@ things only, without polling:
 
 - the child's pidfd: when the child ends, the keeper (its parent, so the child stays an
   unreaped zombie and its group id cannot be reused) kills whatever the child left in its
-  group, reaps it, reports the exit status and exits;
+  group, reaps it, kills and reaps every other process it left (the keeper is a subreaper:
+  orphans come to it), reports the exit status and exits: when the report is out, nothing
+  of the mission runs on the node any more;
 - the control pipe from the actor: each byte is a signal number for the child's whole
   group; end of file means the actor has gone (its node's Ray processes died, or it was
   killed), and then the group is killed, so a child never outlives its owner; its spool
@@ -36,6 +38,7 @@ import sys
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def _report(**fields: object) -> None:
@@ -53,24 +56,57 @@ def _signal_group(pgid: int, number: int) -> None:
         os.killpg(pgid, number)
 
 
+def _end_descendants() -> None:
+    """Kill and reap every process the child left, in its group or not, before saying it has ended.
+
+    As a subreaper the keeper inherits each orphan; a process reaped here has handed its own
+    children to the keeper before it could be reaped, so the next round sees them.
+    """
+    while True:
+        for pid in _children():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+def _children() -> list[int]:
+    pid = os.getpid()
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="keeper")
     parser.add_argument("--control", type=int, required=True)
     parser.add_argument("--stdout", type=int, required=True)
     parser.add_argument("--spool", required=True)
+    parser.add_argument("--env", required=True)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    # The child's environment comes in a file (read once, then gone), not in the keeper's own: the keeper
+    # is not the mission's, and a token in it must not be left readable any longer than needed.
+    env_file = Path(args.env)
+    env = json.loads(env_file.read_bytes())
+    env_file.unlink()
     # Away from the actor's process: Ray kills a worker's own children when the worker exits, and the
     # keeper must outlive it to end the child's whole group (the actor reaps the first half at once).
     if os.fork() != 0:
         os._exit(0)
+    # Whatever the child leaves behind comes to the keeper when its parent dies, to be ended and reaped.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     try:
         child = subprocess.Popen(
             command,
             stdin=0,
             stdout=args.stdout,
             stderr=2,
+            env=env,
             close_fds=True,
             start_new_session=True,
             preexec_fn=_die_with_keeper,
@@ -107,6 +143,7 @@ def main(argv: list[str]) -> int:
     # The leader is a zombie: its group id is still its own, so this reaches only what it left behind.
     _signal_group(child.pid, signal.SIGKILL)
     os.waitpid(child.pid, 0)
+    _end_descendants()
     if owner_gone:
         # Nobody can pull the rest of the child's output any more: its spool goes too.
         shutil.rmtree(args.spool, ignore_errors=True)
