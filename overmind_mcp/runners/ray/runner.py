@@ -89,6 +89,8 @@ class _Driver:
 
 class RayRunner:
     name = "ray"
+    # Its child holds no process here: the cluster's resources, not max_concurrent, bound how many run.
+    takes_slot = False
 
     def __init__(self, address: str | None, namespace: str, *, start_timeout_s: float = 60.0) -> None:
         # "auto": the cluster this machine is a node of; never a new local cluster.
