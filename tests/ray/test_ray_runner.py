@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from pathlib import Path
 
 import anyio
@@ -13,6 +14,8 @@ import pytest
 
 from overmind_mcp.errors import InvalidRequest
 from overmind_mcp.models import LogPage, MissionResult, SpawnRequest
+from overmind_mcp.runners.base import RunRecord
+from overmind_mcp.runners.ray import RayRunner
 from overmind_mcp.runners.ray.actor import spool_root
 from overmind_mcp.settings import Settings
 from overmind_mcp.storage.missions import Store
@@ -281,3 +284,40 @@ async def test_twenty_children_spread_over_the_nodes(
     assert {named(ray_cluster, result) for result in done} == {"head", "alpha", "beta"}
     await assert_no_leftovers(ray_settings)
     assert not keepers_of([spool_root()])
+
+
+async def test_a_server_whose_cluster_does_not_answer_starts_and_keeps_its_ray_missions(
+    ray_settings: Settings, ray_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    reachable = {"OVERMIND_RUNNER": "ray", "OVERMIND_RAY_ADDRESS": ray_cluster.address}
+    async with stdio_server(ray_settings, **reachable) as (client, server):
+        spawned = await call(client, "spawn", command=["sh", "-c", f"echo up; read x < {gate}"], resources={"beta": 1})
+        await until_printed(client, spawned["id"], "up")
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        nowhere = {"OVERMIND_RAY_ADDRESS": f"127.0.0.1:{sock.getsockname()[1]}", "OVERMIND_RAY_START_TIMEOUT_S": "2"}
+        async with stdio_server(ray_settings, **nowhere) as (client, _server):
+            # It started, and the mission is still its: not settled as lost while nobody can see it.
+            [listed] = (await call(client, "ps"))["missions"]
+            assert (listed["id"], listed["status"]) == (spawned["id"], "running")
+            [ended] = (await call(client, "kill", ids=[spawned["id"]]))["ended"]
+            assert ended["status"] == "lost"
+            [done] = (await call(client, "wait", ids=[spawned["id"]], timeout_s=10))["done"]
+            assert "did not answer" in done["end_reason"], done
+    # Its actor did run on: end it from here, through the runner, as a server would once the cluster answers.
+    store = await Store.open(ray_settings.database_path)
+    row = await store.get(spawned["id"])
+    await store.close()
+    assert row is not None and row.runner_state is not None
+    runner = RayRunner(ray_cluster.address, row.runner_state["namespace"])
+    record = RunRecord(pid=row.pid, pgid=row.pgid, start_time=row.proc_start, extra=row.runner_state)
+    handle = await runner.reattach(spawned["id"], record)
+    assert handle is not None and handle.running
+    handle.signal_group(signal.SIGKILL)
+    assert (await handle.wait()).signal == signal.SIGKILL
+    await runner.aclose()
+    await assert_no_leftovers(ray_settings)

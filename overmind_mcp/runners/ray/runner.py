@@ -190,7 +190,19 @@ class RayRunner:
 
     async def adopt(self, mission_id: str, record: RunRecord) -> Handle | None:
         """The run an earlier server started, if its actor is still there, even if its child has ended
-        meanwhile: the actor kept the child's output and real exit status for whoever comes next."""
+        meanwhile: the actor kept the child's output and real exit status for whoever comes next.
+
+        While the cluster does not answer, the run is followed on as it was, and re-attached once it does.
+        """
+        if not isinstance(record.extra.get("actor"), str):
+            return None
+        try:
+            return await self.reattach(mission_id, record)
+        except SpawnError as unreachable:
+            logger.warning("re-attaching %s later: %s", mission_id, unreachable)
+            return _Reattaching(self, mission_id, record)
+
+    async def reattach(self, mission_id: str, record: RunRecord) -> RayHandle | None:
         name, namespace = record.extra.get("actor"), record.extra.get("namespace", self.namespace)
         if not isinstance(name, str) or not isinstance(namespace, str):
             return None
@@ -364,6 +376,79 @@ class RayHandle:
         if self._accepts_input and not self._ended:
             self._actor.close_stdin.remote().future()
         self._accepts_input = False
+
+
+class _Reattaching:
+    """A run whose cluster did not answer when this server took it over: followed on once it does.
+
+    Nothing reaches the child meanwhile; a SIGKILL (the end of a kill, or of the server's
+    shutdown) gives up on it, and the run ends as lost: its actor may still run it.
+    """
+
+    _FIRST_RETRY_S, _LAST_RETRY_S = 1.0, 30.0
+
+    def __init__(self, runner: RayRunner, mission_id: str, record: RunRecord) -> None:
+        self._runner = runner
+        self._mission_id = mission_id
+        self._record = record
+        self._attached: RayHandle | None = None
+        self._given_up = anyio.Event()
+        self._ended = False
+
+    @property
+    def running(self) -> bool:
+        return self._attached.running if self._attached is not None else not self._ended
+
+    @property
+    def accepts_input(self) -> bool:
+        return self._attached is not None and self._attached.accepts_input
+
+    def record(self) -> RunRecord:
+        return self._attached.record() if self._attached is not None else self._record
+
+    async def wait(self) -> ExitStatus:
+        delay = self._FIRST_RETRY_S
+        while self._attached is None:
+            # No event says that a cluster is back: ask again, less and less often.
+            with anyio.move_on_after(delay):
+                await self._given_up.wait()
+            if self._given_up.is_set():
+                self._ended = True
+                actor = self._record.extra.get("actor")
+                return ExitStatus(
+                    code=None,
+                    signal=None,
+                    lost=f"its Ray cluster ({self._runner.address}) did not answer, so nothing reached it; "
+                    f"its actor {actor} may still run it there",
+                )
+            delay = min(delay * 2, self._LAST_RETRY_S)
+            try:
+                handle = await self._runner.reattach(self._mission_id, self._record)
+            except SpawnError:
+                continue
+            if handle is None:
+                self._ended = True
+                return ExitStatus(code=None, signal=None, lost="its actor was gone when its Ray cluster answered again")
+            self._attached = handle
+        return await self._attached.wait()
+
+    def signal_group(self, sig: signal.Signals) -> bool:
+        if self._attached is not None:
+            return self._attached.signal_group(sig)
+        if self._ended:
+            return False
+        if sig == signal.SIGKILL:
+            self._given_up.set()
+        return True
+
+    async def write_stdin(self, data: bytes) -> None:
+        if self._attached is None:
+            raise BrokenPipeError("its Ray cluster does not answer")
+        await self._attached.write_stdin(data)
+
+    def close_stdin(self) -> None:
+        if self._attached is not None:
+            self._attached.close_stdin()
 
 
 def _record(launch: ActorLaunch, started: Started) -> RunRecord:
