@@ -67,6 +67,8 @@ class SpawnRequest(BaseModel):
     permissions: PermissionRules | None = None
     approvals: ApprovalMode = "escalate"
     approval_timeout_s: float | None = Field(default=None, gt=0)
+    runner: Literal["local", "ray"] | None = None
+    resources: dict[str, float] = {}
 
 
 class Spawned(BaseModel):
@@ -213,6 +215,7 @@ class MissionResult(BaseModel):
     started_at: str | None = None
     ended_at: str | None = None
     restarts: int = 0
+    node: str | None = Field(default=None, description="the Ray node it runs on (address, node id); null: the server's")
     session_state: SessionState | None = Field(
         default=None, description="for a live session: idle, working, or attached (a person holds it)"
     )
@@ -233,6 +236,7 @@ class MissionSummary(BaseModel):
     tree_cost_usd: float | None = Field(default=None, description="with tree=true: its cost plus its subtree's")
     doing: str | None = Field(default=None, description="the latest thing a running mission did")
     queue_position: int | None = Field(default=None, description="while queued: 1 starts next")
+    node: str | None = Field(default=None, description="the Ray node it runs on; null: the server's machine")
     session_state: SessionState | None = None
 
 

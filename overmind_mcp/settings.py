@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class Settings(BaseModel):
@@ -48,6 +50,19 @@ class Settings(BaseModel):
     """Longest final answer a result carries; longer ones are cut and say so."""
     fire_rituals: bool = True
     """Whether this server fires rituals (any server on the state directory may; one fires each slot)."""
+    runner: Literal["local", "ray"] = "local"
+    """Where a mission runs unless its spawn says: on this machine, or on a node of the Ray cluster."""
+    ray_address: str | None = None
+    """The Ray cluster's address (host:port of its GCS); unset: the cluster this machine is a node of."""
+    ray_start_timeout_s: float = Field(default=60.0, gt=0)
+    """How long a Ray mission may wait to be placed on a node and started (and the cluster to answer)."""
+
+    @field_validator("runner", "ray_address")
+    @classmethod
+    def _ray_installed(cls, value: str | None) -> str | None:
+        if value not in (None, "local") and importlib.util.find_spec("ray") is None:
+            raise ValueError("the ray runner needs Ray on this server: pip install 'overmind-mcp[ray]'")
+        return value
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -17,6 +17,7 @@ import socket
 import sqlite3
 import stat
 import subprocess
+import sys
 import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,10 +25,12 @@ from typing import Literal
 
 import anyio
 
+from overmind_mcp import __version__
 from overmind_mcp.console.common import Exit
 from overmind_mcp.console.render import Out
 from overmind_mcp.console.state import SCHEMA_VERSION, open_state
 from overmind_mcp.models import LIVE
+from overmind_mcp.runners.ray import probe
 from overmind_mcp.settings import Settings
 from overmind_mcp.supervision.foreign import live_owners, orphan_state
 
@@ -48,6 +51,7 @@ def doctor(settings: Settings, args: argparse.Namespace) -> int:
     checks = [check_claude(settings.claude_bin), check_state_dir(settings.home)]
     checks += anyio.run(check_database, settings)
     checks += [check_port(args.port), check_node()]
+    checks += check_ray(settings)
     out = Out(json_mode=args.json)
     failed = any(check.status == "fail" for check in checks)
     if args.json:
@@ -208,3 +212,61 @@ def check_node() -> Check:
     except (OSError, subprocess.TimeoutExpired):
         version = "?"
     return Check("node", "ok", f"node {version} and npm (for the end-to-end tests)")
+
+
+def check_ray(settings: Settings) -> list[Check]:
+    """The configured Ray cluster (OVERMIND_RUNNER=ray or OVERMIND_RAY_ADDRESS): reachable, its nodes, their
+    overmind-mcp, and whether children there can call back; nothing when no cluster is configured."""
+    if settings.runner != "ray" and settings.ray_address is None:
+        return []
+    address = settings.ray_address or "auto"
+    fix = "start the cluster (ray start --head), or set OVERMIND_RAY_ADDRESS to its GCS address (host:port)"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "overmind_mcp.runners.ray.probe", address, str(settings.ray_start_timeout_s)],
+            capture_output=True,
+            text=True,
+            # A backstop: the probe bounds its own connection and each node's answer.
+            timeout=settings.ray_start_timeout_s + probe.NODE_TIMEOUT_S + 30,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return [Check("ray", "fail", f"the Ray cluster at {address} did not answer", fix)]
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+        return [Check("ray", "fail", f"cannot connect to the Ray cluster at {address}: {said[0][:300]}", fix)]
+    report = probe.ClusterReport.model_validate_json(done.stdout.strip().splitlines()[-1])
+    alive = [node for node in report.nodes if node.alive]
+    dead = len(report.nodes) - len(alive)
+    summary = f"{address}: {len(alive)} node{'s' if len(alive) != 1 else ''} alive" + (f", {dead} dead" if dead else "")
+    checks = [
+        Check("ray", "ok", summary)
+        if alive
+        else Check("ray", "fail", summary, "start the cluster's nodes (ray start --address=<head>)")
+    ]
+    broken = [node for node in alive if node.error or node.version != __version__]
+    if broken:
+        found = "; ".join(f"{node.label}: {node.error or node.version}" for node in broken)
+        checks.append(
+            Check(
+                "ray nodes",
+                "fail",
+                f"overmind-mcp {__version__} is not what these nodes have: {found}",
+                f"install overmind-mcp {__version__} and its ray extra on every node: pip install 'overmind-mcp[ray]'",
+            )
+        )
+    elif alive:
+        checks.append(Check("ray nodes", "ok", f"overmind-mcp {__version__} on every live node"))
+    elsewhere = sorted({node.ip for node in alive} - {report.coordinator_ip})
+    if elsewhere:
+        checks.append(
+            Check(
+                "ray callback",
+                "warn",
+                f"nodes on other hosts ({', '.join(elsewhere)}) cannot reach this server's loopback endpoint: "
+                "their children cannot use overmind's tools",
+                "serve where the nodes reach it (overmind-mcp serve --http --host <address> --allow-remote; each "
+                "child has its own token), or spawn their children with delegate=false",
+            )
+        )
+    return checks

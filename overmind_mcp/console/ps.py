@@ -131,6 +131,9 @@ def _print(
     columns += [] if tree else [Column("PARENT")]
     columns += [Column("AGE", "right"), Column("TURNS", "right"), Column("COST", "right")]
     columns += [Column("TREE COST", "right")] if tree else []
+    # Only where some mission runs on a Ray node.
+    nodes = any(summary.node for summary in answer.missions)
+    columns += [Column("NODE")] if nodes else []
     columns += [Column("DOING", flexible=True)]
     table = []
     for summary, row in zip(answer.missions, rows, strict=True):
@@ -146,6 +149,8 @@ def _print(
         cells += [render.age(summary.age_s), turns, render.cost(summary.cost_usd)]
         if tree:
             cells.append(render.cost(summary.tree_cost_usd))
+        if nodes:
+            cells.append(summary.node or "-")
         cells.append(doing(summary, row) if row.status in LIVE else (outcome(row), "dim"))
         table.append(cells)
     out.table(columns, table)

@@ -12,6 +12,8 @@ class ExitStatus:
 
     code: int | None
     signal: int | None
+    # Why nobody could see it end, when its runner knows (the machine it ran on died).
+    lost: str | None = None
 
     @property
     def known(self) -> bool:
@@ -29,7 +31,7 @@ class ExitStatus:
             return f"killed by {signal_name(self.signal)}"
         if self.code is not None:
             return f"exited with code {self.code}"
-        return "its exit status is unknown"
+        return f"lost: {self.lost}" if self.lost else "its exit status is unknown"
 
 
 UNKNOWN_EXIT = ExitStatus(code=None, signal=None)

@@ -118,6 +118,8 @@ class MissionSpec(BaseModel):
     remember_result: bool = False
     restart: RestartSpec = RestartSpec()
     runner: str = "local"
+    # What it asks of the machine it runs on (runners that place children: ray); Ray's names.
+    resources: dict[str, float] = {}
     workspace: str = "plain"
     worktree: WorktreeSpec | None = None
 

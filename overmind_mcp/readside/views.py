@@ -15,6 +15,7 @@ from typing import Any, Literal
 from overmind_mcp.core.events import Event, Result, parse_note, to_text
 from overmind_mcp.models import LIVE, LogPage, MissionResult, MissionSummary, PsResult, Status, Totals, Usage
 from overmind_mcp.providers import parser_for
+from overmind_mcp.runners.base import node_of
 from overmind_mcp.runners.local.output import read_page
 from overmind_mcp.storage.missions import MissionRow
 from overmind_mcp.supervision.mission import Mission
@@ -54,6 +55,7 @@ def result_of(row: MissionRow, mission: Mission | None, *, text_limit: int) -> M
         started_at=iso(row.started_at),
         ended_at=iso(row.ended_at),
         restarts=row.restarts,
+        node=node_of(row.runner_state),
         session_state=mission.session_state() if mission is not None else None,
         progress=mission.activity.progress() if mission is not None else None,
     )
@@ -102,6 +104,7 @@ def summary_of(row: MissionRow, mission: Mission | None, *, queue_position: int 
         cost_usd=mission.activity.cost_usd if mission else row.cost_usd,
         doing=(mission.awaiting_approval or mission.activity.doing()) if mission else None,
         queue_position=queue_position,
+        node=node_of(row.runner_state),
         session_state=mission.session_state() if mission else None,
     )
 

@@ -30,6 +30,12 @@ class Launch:
     stdin_pipe: bool = False
     # A file the child reads on stdin (its prompt); None: /dev/null, or the pipe.
     stdin_path: Path | None = None
+    # What the mission asks of the machine it runs on, e.g. {"GPU": 1}: for runners that place
+    # children on machines (spawn refuses it for the others).
+    resources: Mapping[str, float] = field(default_factory=dict)
+    # The endpoint the child calls back to for overmind's tools, if it does: a runner that
+    # puts it on another machine must make sure it can reach it.
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +45,18 @@ class RunRecord:
     pid: int | None
     pgid: int | None
     start_time: float | None
-    # Anything else a runner needs to find the child again (a node, an actor's name).
+    # Anything else a runner needs to find the child again (a node, an actor's name). Under
+    # NODE_KEY, the machine it runs on, as results and `ps` name it (absent: this one).
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+NODE_KEY = "node"
+
+
+def node_of(runner_state: Mapping[str, Any] | None) -> str | None:
+    """The machine a mission's child runs on, from what its runner recorded; None for this one."""
+    node = (runner_state or {}).get(NODE_KEY)
+    return node if isinstance(node, str) else None
 
 
 class Handle(Protocol):

@@ -59,8 +59,9 @@ class Context:
         try:
             return self.runners[name]
         except KeyError:
+            hint = " (Ray is not installed there: pip install 'overmind-mcp[ray]')" if name == "ray" else ""
             raise InvalidRequest(
-                f"runner {name!r} is not available on this server (it has: {', '.join(sorted(self.runners))})"
+                f"runner {name!r} is not available on this server (it has: {', '.join(sorted(self.runners))}){hint}"
             ) from None
 
     def workspace(self, name: str) -> Workspace:

@@ -110,9 +110,8 @@ class Lifecycle:
         """Start (or restart) the mission's process."""
         row, ctx = mission.row, self.ctx
         inputs = Path(row.output_path).parent
-        plan = mission.provider.plan(
-            row.spec.task, delegation=self._delegation(mission), restart=restart, inputs=inputs
-        )
+        delegation = self._delegation(mission)
+        plan = mission.provider.plan(row.spec.task, delegation=delegation, restart=restart, inputs=inputs)
         for path, data in plan.files.items():
             files.write_private(path, data)
         runner = ctx.runner(row.spec.runner)
@@ -126,6 +125,8 @@ class Lifecycle:
                 stderr_path=Path(row.stderr_path),
                 stdin_pipe=plan.stdin_pipe,
                 stdin_path=plan.stdin_file,
+                resources=row.spec.resources,
+                callback_url=delegation.url if delegation is not None else None,
             )
         )
         mission.handle = handle
@@ -522,6 +523,9 @@ class Lifecycle:
     def outcome(self, mission: Mission, exit_status: ExitStatus) -> tuple[Status, str | None]:
         if mission.failure is not None:
             return Status.FAILED, mission.failure
+        if exit_status.lost is not None:
+            # Even while it was being ended: nobody saw how it ended.
+            return Status.LOST, exit_status.lost
         reason = mission.stop_reason
         ended_by = f"ended by {mission.ended_by}" if mission.ended_by else "before it started"
         if reason is StopReason.TIMED_OUT:

@@ -10,6 +10,7 @@ if its Bash tool could run that program (see privileges.py).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,9 +41,10 @@ _CLAUDE_ONLY = (
 _CLAUDE_ONLY_FLAGS = ("allowed_tools", "disallowed_tools", "recall_into_prompt", "delegate", "session")
 
 
-def spec_of(request: SpawnRequest) -> MissionSpec:
+def spec_of(request: SpawnRequest, *, default_runner: str = "local") -> MissionSpec:
     """The typed spec of a request (after `within_parent`); raises if its shape is wrong."""
     task_kind(request)  # raises if its shape is wrong
+    runner = request.runner or default_runner
     task = (
         CommandTask(argv=list(request.command))
         if request.command is not None
@@ -60,6 +62,8 @@ def spec_of(request: SpawnRequest) -> MissionSpec:
         workspace="worktree" if request.isolation in ("worktree", "parent") else "plain",
         worktree=_worktree_of(request),
         restart=RestartSpec(mode=request.restart, max_restarts=request.max_restarts, window_s=request.restart_window_s),
+        runner=runner,
+        resources=placement_of(request.resources, runner),
     )
 
 
@@ -75,6 +79,16 @@ def _worktree_of(request: SpawnRequest) -> WorktreeSpec | None:
     if given:
         raise InvalidRequest(f"{', '.join(given)} only apply with isolation='worktree'")
     return WorktreeSpec(shared=True) if request.isolation == "parent" else None
+
+
+def placement_of(resources: dict[str, float], runner: str) -> dict[str, float]:
+    """What a mission asks of its machine, checked: only a runner that places children takes any."""
+    if resources and runner == "local":
+        raise InvalidRequest('resources place a mission on a node of a cluster: give them with runner="ray"')
+    for key, amount in resources.items():
+        if not key or not math.isfinite(amount) or amount <= 0:
+            raise InvalidRequest(f'resources: {key!r}: {amount} must be a positive amount, e.g. {{"GPU": 1}}')
+    return dict(resources)
 
 
 def task_kind(request: SpawnRequest) -> str:

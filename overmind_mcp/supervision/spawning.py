@@ -46,7 +46,7 @@ class Spawning:
         limits.check_cwd(request.cwd, chain)
         if request.recall_into_prompt and request.prompt:
             request = await self._with_memories(request, parent)
-        spec = limits.spec_of(request)
+        spec = limits.spec_of(request, default_runner=ctx.settings.runner)
         return await self._place(spec, request.name, request.cwd, parent)
 
     async def start(

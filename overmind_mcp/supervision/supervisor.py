@@ -57,6 +57,7 @@ from overmind_mcp.runners.base import Runner
 from overmind_mcp.runners.local import LocalRunner
 from overmind_mcp.runners.local.process import same_process
 from overmind_mcp.runners.local.watch import FileWatcher
+from overmind_mcp.runners.ray import RayRunner, namespace_for, ray_installed
 from overmind_mcp.settings import Settings
 from overmind_mcp.storage import files
 from overmind_mcp.storage.missions import MissionRow, Store
@@ -103,6 +104,7 @@ class Supervisor:
         """
         files.private_directory(settings.home)
         files.private_directory(settings.missions_dir)
+        ray_runner = _ray_runner(settings)
         store = await Store.open(settings.database_path)
         worktrees = GitWorktreeWorkspace(settings.home)
         akasha: Akasha | None = None
@@ -123,7 +125,7 @@ class Supervisor:
                     watcher=watcher,
                     tasks=task_group,
                     providers=providers or Providers.default(settings.claude_bin),
-                    runners={runner.name: runner for runner in (LocalRunner(), *runners)},
+                    runners={runner.name: runner for runner in (LocalRunner(), *ray_runner, *runners)},
                     workspaces={workspace.name: workspace for workspace in (PlainWorkspace(), worktrees, *workspaces)},
                     journal=journal,
                 )
@@ -140,6 +142,8 @@ class Supervisor:
             with anyio.CancelScope(shield=True):
                 if journal is not None:
                     await journal.close()
+                for runner in ray_runner:
+                    await runner.aclose()
                 if akasha is not None:
                     await akasha.close()
                 await worktrees.close()
@@ -469,6 +473,13 @@ class Supervisor:
         row = await self.read.resolve(ref)
         await self.tree.check_visible(caller, row)
         return row
+
+
+def _ray_runner(settings: Settings) -> list[RayRunner]:
+    """The ray runner, wherever Ray is installed (it connects at its first mission), else none."""
+    if settings.runner != "ray" and settings.ray_address is None and not ray_installed():
+        return []
+    return [RayRunner(settings.ray_address, namespace_for(settings.home), start_timeout_s=settings.ray_start_timeout_s)]
 
 
 class _ServerLive:

@@ -35,6 +35,7 @@ from tools.bench import (
     dashboard,
     durability,
     ingest,
+    ray_runner,
     rituals,
     rival,
     scale,
@@ -64,6 +65,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "blueprints": blueprints.run,
     "worktrees": worktrees.run,
     "approvals": approvals.run,
+    "ray": ray_runner.run,
 }
 # These need npm and packages from its registry; quick mode runs them only when named in --only.
 NEEDS_NPM = frozenset({"rival"})

@@ -98,6 +98,12 @@ async def spawn(
     approval_timeout_s: Annotated[
         float | None, Field(gt=0, description="Deny a request nobody answers within this (default 300)")
     ] = None,
+    runner: Annotated[
+        Literal["local", "ray"] | None, Field(description="Where it runs: this machine, or a Ray cluster's node")
+    ] = None,
+    resources: Annotated[
+        dict[str, float] | None, Field(description='With runner="ray": what its node must have, e.g. {"GPU": 1}')
+    ] = None,
 ) -> Spawned:
     """Start a child agent (a `claude -p` task, or a live session) or a command; returns its id at once.
 
@@ -134,6 +140,8 @@ async def spawn(
         permissions=permissions,
         approvals=approvals,
         approval_timeout_s=approval_timeout_s,
+        runner=runner,
+        resources=resources or {},
     )
     return await supervisor(ctx).spawn(request, caller=caller(ctx))
 
