@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,6 +43,8 @@ class Settings(BaseModel):
     """A run that lasts this long resets the backoff to its start."""
     retention_days: float = Field(default=30.0, ge=0)
     """Whole mission trees that ended longer ago than this are deleted at start-up (0 keeps all)."""
+    stdio: Literal["overmind", "sdk"] = "overmind"
+    """The stdio transport: our own on the event loop, or the SDK's (for comparison)."""
     result_text_chars: int = Field(default=20_000, ge=100)
     """Longest final answer a result carries; longer ones are cut and say so."""
     fire_rituals: bool = True
