@@ -25,8 +25,11 @@ class Settings(BaseModel):
     """Readable output lines kept in memory per running mission; the full output is on disk."""
     wait_heartbeat_s: float = Field(default=10.0, gt=0)
     """How often `wait` reports progress when nothing changes."""
-    max_concurrent: int = Field(default=8, ge=1)
-    """Missions that may hold a process at once; spawns beyond it wait in a queue, in order."""
+    max_concurrent: int | None = Field(default=None, ge=1)
+    """Missions that may hold a process at once; spawns beyond it wait in a queue, in order.
+    Unset: as many children as fit in the memory available at start-up (supervision/capacity.py)."""
+    child_rss_estimate_mb: int = Field(default=335, ge=1)
+    """Resident memory one child is expected to hold, for the default `max_concurrent`."""
     max_depth: int = Field(default=4, ge=1)
     """Levels a mission tree may have: top-level missions are depth 0, so children of depth max_depth-1 are refused."""
     max_children: int = Field(default=50, ge=1)
