@@ -88,6 +88,7 @@ async def serve_stdio(settings: Settings) -> None:
     from overmind_mcp.server.app import create_server
     from overmind_mcp.server.hosting import supervising
     from overmind_mcp.server.lifetime import rooms
+    from overmind_mcp.server.stdio import run_stdio
 
     async with (
         supervising(settings) as supervisor,
@@ -104,7 +105,7 @@ async def serve_stdio(settings: Settings) -> None:
         task_group.start_soon(http.serve, http.http_app(server, supervisor.credentials, "127.0.0.1", dashboard), sock)
         # Returns at stdin EOF. The children go first, while the HTTP endpoint they may be
         # talking to is still up; then the endpoint.
-        await server.run_stdio_async()
+        await run_stdio(server, settings.stdio)
         with anyio.CancelScope(shield=True):
             await supervisor.shutdown()
         task_group.cancel_scope.cancel()
@@ -205,8 +206,8 @@ async def _stop_on_signals(scope: anyio.CancelScope, stdio_supervisor: Superviso
         async for signum in signals:
             scope.cancel()
             if stdio_supervisor is not None:
-                # The stdio transport reads stdin on a worker thread that no cancellation can
-                # interrupt, so the server would linger until stdin closed. End the children
+                # The SDK's stdio transport (OVERMIND_STDIO=sdk) reads stdin on a worker thread that
+                # no cancellation can interrupt, so the server would linger until stdin closed. End the children
                 # here (every state change is committed as it happens), then exit.
                 with anyio.CancelScope(shield=True):
                     await stdio_supervisor.shutdown()

@@ -317,6 +317,15 @@ class LogPage(BaseModel):
     )
 
 
+class AdmissionLimit(BaseModel):
+    max_concurrent: int = Field(description="missions that may hold a process at once; more wait in a queue")
+    source: Literal["setting", "memory"] = Field(
+        description="OVERMIND_MAX_CONCURRENT, or the memory available at start-up over the per-child estimate"
+    )
+    memory_available_mb: int
+    child_rss_estimate_mb: int
+
+
 class ServerStatus(BaseModel):
     version: str
     server_id: str
@@ -326,3 +335,5 @@ class ServerStatus(BaseModel):
     total_cost_usd: float
     state_dir: str
     claude_bin: str
+    admission: AdmissionLimit
+    queued: int = Field(description="spawns waiting for a free slot")

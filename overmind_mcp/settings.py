@@ -26,8 +26,11 @@ class Settings(BaseModel):
     """Readable output lines kept in memory per running mission; the full output is on disk."""
     wait_heartbeat_s: float = Field(default=10.0, gt=0)
     """How often `wait` reports progress when nothing changes."""
-    max_concurrent: int = Field(default=8, ge=1)
-    """Missions that may hold a process at once; spawns beyond it wait in a queue, in order."""
+    max_concurrent: int | None = Field(default=None, ge=1)
+    """Missions that may hold a process at once; spawns beyond it wait in a queue, in order.
+    Unset: as many children as fit in the memory available at start-up (supervision/capacity.py)."""
+    child_rss_estimate_mb: int = Field(default=335, ge=1)
+    """Resident memory one child is expected to hold, for the default `max_concurrent`."""
     max_depth: int = Field(default=4, ge=1)
     """Levels a mission tree may have: top-level missions are depth 0, so children of depth max_depth-1 are refused."""
     max_children: int = Field(default=50, ge=1)
@@ -46,6 +49,8 @@ class Settings(BaseModel):
     """Whole mission trees that ended longer ago than this are deleted at start-up (0 keeps all)."""
     approval_timeout_s: float = Field(default=300.0, gt=0)
     """How long a child's permission request waits for an answer before it is denied (a spawn may set its own)."""
+    stdio: Literal["overmind", "sdk"] = "overmind"
+    """The stdio transport: our own on the event loop, or the SDK's (for comparison)."""
     result_text_chars: int = Field(default=20_000, ge=100)
     """Longest final answer a result carries; longer ones are cut and say so."""
     fire_rituals: bool = True

@@ -14,6 +14,7 @@ from overmind_mcp.core.spec import MissionSpec
 from overmind_mcp.core.status import Status
 from overmind_mcp.runners.base import Runner
 from overmind_mcp.settings import Settings
+from overmind_mcp.supervision.capacity import admission_limit
 from overmind_mcp.supervision.mission import Mission
 from overmind_mcp.supervision.roster import Roster
 
@@ -23,7 +24,7 @@ Starter = Callable[[Mission], Awaitable[None]]
 
 class Admission:
     def __init__(self, settings: Settings, roster: Roster, runners: Mapping[str, Runner]) -> None:
-        self._settings = settings
+        self.limit = admission_limit(settings)
         self._roster = roster
         self._runners = runners
         self._queue: deque[Mission] = deque()
@@ -33,7 +34,11 @@ class Admission:
     def full(self) -> bool:
         """Whether max_concurrent missions already hold a process (or are between two runs)."""
         holding = sum(mission.row.status != Status.QUEUED and self.takes_slot(mission.spec) for mission in self._roster)
-        return holding >= self._settings.max_concurrent
+        return holding >= self.limit.max_concurrent
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
 
     def must_queue(self, spec: MissionSpec) -> bool:
         """Whether a new mission with this spec waits in the queue rather than starting now."""

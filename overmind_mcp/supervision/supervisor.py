@@ -388,6 +388,8 @@ class Supervisor:
             total_cost_usd=round(await ctx.store.total_cost(), 6),
             state_dir=str(ctx.settings.home),
             claude_bin=ctx.settings.claude_bin,
+            admission=ctx.admission.limit,
+            queued=ctx.admission.queued,
         )
 
     # -- permissions ---------------------------------------------------------------------------

@@ -5,7 +5,8 @@ interpreter start, imports, the server's start-up work (overmind: its lifespan o
 store and the memory, registers itself, looks for orphans), the initialize handshake and the
 listing. The limit is `trivial_server.py`: `MCPServer` with one trivial tool, started the
 same way. Both run in alternation; overmind uses a state directory that already exists
-(created by a warm-up start), as on every start but the first.
+(created by a warm-up start), as on every start but the first. A third starter runs overmind
+on the SDK's stdio transport (`OVERMIND_STDIO=sdk`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from tools.bench.common import Config, alternate, child_env, mcp_server, median,
 TARGET_RATIO = 1.2
 
 
-async def start_overmind(config: Config) -> float:
+async def start_overmind(config: Config, **extra: str) -> float:
     home = config.scratch / "home"
     started = time.perf_counter()
-    async with overmind_server(home, env=overmind_env(home)) as server:
+    async with overmind_server(home, env=overmind_env(home) | extra) as server:
         await server.client.list_tools()
         return (time.perf_counter() - started) * 1000
 
@@ -37,12 +38,16 @@ async def start_trivial(config: Config) -> float:
 
 async def run(config: Config) -> dict[str, Any]:
     rounds = 2 if config.quick else 10
-    starters = {"overmind": start_overmind, "trivial": start_trivial}
+    starters = {
+        "overmind": start_overmind,
+        "trivial": start_trivial,
+        "overmind_sdk_stdio": lambda config: start_overmind(config, OVERMIND_STDIO="sdk"),
+    }
     for start in starters.values():
         await start(config)  # warm-up: page cache, bytecode caches, overmind's state directory
-    times: dict[str, list[float]] = {"overmind": [], "trivial": []}
+    times: dict[str, list[float]] = {name: [] for name in starters}
     for number in range(rounds):
-        for name in alternate(number, "overmind", "trivial"):
+        for name in (*alternate(number, "overmind", "trivial"), "overmind_sdk_stdio"):
             times[name].append(await starters[name](config))
     ours, base = median(times["overmind"]), median(times["trivial"])
     ratios = [m / b for m, b in zip(times["overmind"], times["trivial"], strict=True)]
@@ -59,7 +64,17 @@ async def run(config: Config) -> dict[str, Any]:
                 target=f"within {TARGET_RATIO}× of the bare server",
                 met=ours / base <= TARGET_RATIO,
                 digits=1,
-            )
+            ),
+            row(
+                "cold start: the same, overmind on the SDK's stdio transport (OVERMIND_STDIO=sdk)",
+                ours=ours,
+                baseline=median(times["overmind_sdk_stdio"]),
+                unit="ms",
+                baseline_name="overmind on the SDK's transport",
+                spread_of="per-round ratio",
+                spread_values=[m / b for m, b in zip(times["overmind"], times["overmind_sdk_stdio"], strict=True)],
+                digits=1,
+            ),
         ],
         "details": times,
     }

@@ -15,6 +15,9 @@ The MCP floor (sequential only): the same three tool calls to a bare `MCPServer`
 (trivial_server.py), `run(argv)` starting and reaping the same child, then two `ping`s. What
 overmind costs beyond it is its own; what the floor costs beyond the bare loop is the SDK's
 stdio transport and the client, which no server built on them can avoid.
+
+The SDK's transport: the same missions through a second overmind server started with
+`OVERMIND_STDIO=sdk`, in the same rounds, so our stdio transport is compared with the SDK's.
 """
 
 from __future__ import annotations
@@ -146,7 +149,12 @@ async def run(config: Config) -> dict[str, Any]:
     bare = BareLoop(bare_dir, env)
     rows: list[dict[str, Any]] = []
     details: dict[str, Any] = {"width": width, "ten": ten}
-    async with overmind_server(home, env=env) as server, trivial_server() as floor:
+    sdk_env = overmind_env(config.scratch / "spawn-home-sdk") | {"OVERMIND_STDIO": "sdk"}
+    async with (
+        overmind_server(home, env=env) as server,
+        overmind_server(config.scratch / "spawn-home-sdk", env=sdk_env) as sdk_server,
+        trivial_server() as floor,
+    ):
         kinds = {
             "raw": ({"command": RAW_ARGV}, Child(RAW_ARGV)),
             "claude": ({"prompt": CLAUDE_PROMPT}, claude_child()),
@@ -157,15 +165,16 @@ async def run(config: Config) -> dict[str, Any]:
                 "mcp": through_mcp(server, spawn_args),
                 "bare": through_bare(bare, child),
                 "floor": through_floor(floor, child),
+                "sdk": through_mcp(sdk_server, spawn_args),
             }
             # Warm both paths (imports, page cache, the server's first-call work) before timing.
             for mission in variants.values():
                 await sequential(mission, 2)
-            seq: dict[str, list[list[float]]] = {"mcp": [], "bare": [], "floor": []}
+            seq: dict[str, list[list[float]]] = {"mcp": [], "bare": [], "floor": [], "sdk": []}
             conc: dict[str, list[float]] = {"mcp": [], "bare": []}
             server_cpu = 0.0
             for number in range(rounds):
-                for variant in (*alternate(number, "mcp", "bare"), "floor"):
+                for variant in (*alternate(number, "mcp", "bare"), *alternate(number, "floor", "sdk")):
                     cpu_before = server.cpu_seconds()
                     seq[variant].append(await sequential(variants[variant], count))
                     if variant == "mcp":
@@ -260,6 +269,15 @@ def _rows(
             spread_of="per-round p50 difference (ms)",
             spread_values=[median(m) - median(f) for m, f in zip(seq["mcp"], seq["floor"], strict=True)],
             note=f"the floor is {floor - seq_base:.2f} ms above the bare loop",
+        ),
+        row(
+            f"{kind}: the same through the SDK's stdio transport (OVERMIND_STDIO=sdk), p50 per mission",
+            ours=seq_ours,
+            baseline=median([median(r) for r in seq["sdk"]]),
+            unit="ms",
+            baseline_name="overmind on the SDK's transport",
+            spread_of="per-round p50 difference (ms)",
+            spread_values=[median(m) - median(f) for m, f in zip(seq["mcp"], seq["sdk"], strict=True)],
         ),
         row(
             f"{kind}: {count} missions {width}-way concurrent, wall time per mission",

@@ -8,6 +8,7 @@ on a pidfd in this process and taking the time when the pidfd fires and the chil
 The MCP floor: a bare `MCPServer` whose one tool starts the same child and answers when its
 pidfd fires (trivial_server.py `run`), timed the same way as overmind's `wait`: what the SDK's
 stdio transport and the client alone cost, with no supervisor.
+The SDK's transport: the same `wait` through a second overmind server on `OVERMIND_STDIO=sdk`.
 The same clock (CLOCK_REALTIME) is read on both sides of the exit, on one machine.
 """
 
@@ -72,10 +73,16 @@ async def run(config: Config) -> dict[str, Any]:
     bare_dir.mkdir(parents=True)
     env = overmind_env(home)
     bare = BareLoop(bare_dir, env)
-    samples: dict[str, list[list[float]]] = {"mcp": [], "bare": [], "floor": []}
+    samples: dict[str, list[list[float]]] = {"mcp": [], "bare": [], "floor": [], "sdk": []}
     serial = 0
-    async with overmind_server(home, env=env) as server, trivial_server() as floor:
+    sdk_env = overmind_env(config.scratch / "home-sdk") | {"OVERMIND_STDIO": "sdk"}
+    async with (
+        overmind_server(home, env=env) as server,
+        overmind_server(config.scratch / "home-sdk", env=sdk_env) as sdk_server,
+        trivial_server() as floor,
+    ):
         measures = {
+            "sdk": lambda exit_file: through_mcp(sdk_server, exit_file),
             "mcp": lambda exit_file: through_mcp(server, exit_file),
             "bare": lambda exit_file: through_bare(bare, exit_file),
             "floor": lambda exit_file: through_floor(floor, exit_file),
@@ -120,6 +127,15 @@ async def run(config: Config) -> dict[str, Any]:
                 spread_of="per-round p50 of the floor (ms)",
                 spread_values=[median(values) for values in samples["floor"]],
                 note=f"overmind's own share: {ours - floor_p50:.2f} ms",
+            ),
+            row(
+                "wait wake-up: the same through the SDK's stdio transport (OVERMIND_STDIO=sdk), p50",
+                ours=ours,
+                baseline=median(flat["sdk"]),
+                unit="ms",
+                baseline_name="overmind on the SDK's transport",
+                spread_of="per-round p50 on the SDK's transport (ms)",
+                spread_values=[median(values) for values in samples["sdk"]],
             ),
         ],
         "details": {variant: summary(values) for variant, values in flat.items()} | {"rounds": rounds},

@@ -1,0 +1,37 @@
+"""The tool surface as the model sees it stays small while tools are added."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from overmind_mcp.settings import Settings
+from tests.helpers import stdio_server
+
+pytestmark = pytest.mark.anyio
+
+SURFACE_LIMIT_BYTES = 16 * 1024
+"""Names, descriptions and input schemas of every tool together: each byte is context the model pays for."""
+
+
+async def test_the_tool_surface_stays_under_16_kb(settings: Settings) -> None:
+    async with stdio_server(settings) as (client, _process):
+        tools = (await client.list_tools()).tools
+    sizes = {
+        tool.name: len(
+            json.dumps(
+                {"name": tool.name, "description": tool.description, "inputSchema": tool.input_schema},
+                separators=(",", ":"),
+                ensure_ascii=False,
+            ).encode()
+        )
+        for tool in tools
+    }
+    total = sum(sizes.values())
+    largest = ", ".join(f"{name} {size}" for name, size in sorted(sizes.items(), key=lambda item: -item[1])[:5])
+    assert total <= SURFACE_LIMIT_BYTES, (
+        f"the tools' names, descriptions and input schemas take {total} bytes, over {SURFACE_LIMIT_BYTES}; "
+        f"largest: {largest}"
+    )
+    assert len(tools) >= 12  # the count covers the whole surface, not an empty list
