@@ -95,6 +95,8 @@ def read_source(path: str | None, toml: str | None, *, base: Path) -> tuple[str,
     if toml is not None:
         return toml, None
     assert path is not None
+    if "\x00" in path:
+        raise InvalidRequest("a blueprint path cannot hold a NUL byte")
     file = base / Path(path).expanduser()
     try:
         return file.read_text(encoding="utf-8"), str(file.resolve())
