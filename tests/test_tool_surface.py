@@ -35,3 +35,14 @@ async def test_the_tool_surface_stays_under_16_kb(settings: Settings) -> None:
         f"largest: {largest}"
     )
     assert len(tools) >= 12  # the count covers the whole surface, not an empty list
+
+
+async def test_compact_schemas_still_take_an_explicit_null(settings: Settings) -> None:
+    async with stdio_server(settings) as (client, _process):
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        ps_schema = tools["ps"].input_schema
+        answer = await client.call_tool("ps", {"parent": None, "status": None})
+    assert "title" not in json.dumps(ps_schema)
+    assert ps_schema["properties"]["parent"]["type"] == "string"  # no null alternative: it may be left out
+    assert "parent" not in ps_schema.get("required", [])
+    assert not answer.is_error, answer.content

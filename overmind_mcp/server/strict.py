@@ -19,13 +19,16 @@ from mcp_types import ToolAnnotations
 from pydantic import ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
+from overmind_mcp.server.schema import compact
+
 
 def strict_tool(fn: Callable[..., Awaitable[Any]], *, annotations: ToolAnnotations, structured: bool = True) -> Tool:
     """The tool for `fn` (with structured output unless told otherwise) that refuses arguments it does not know."""
     tool = Tool.from_function(fn, annotations=annotations, structured_output=structured)
     strict = _refusing_unknown(tool.name, tool.fn_metadata.arg_model)
     metadata = tool.fn_metadata.model_copy(update={"arg_model": strict})
-    return tool.model_copy(update={"fn_metadata": metadata, "parameters": strict.model_json_schema(by_alias=True)})
+    schema = compact(strict.model_json_schema(by_alias=True))
+    return tool.model_copy(update={"fn_metadata": metadata, "parameters": schema})
 
 
 def _refusing_unknown(tool_name: str, model: type[ArgModelBase]) -> type[ArgModelBase]:

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from mcp import Client
 
 from overmind_mcp.server import toolset
+from overmind_mcp.server.strict import strict_tool
 from overmind_mcp.settings import Settings
 from tests.conftest import FAKE_CLAUDE, assert_no_leftovers
 from tests.helpers import stdio_server
@@ -310,10 +311,25 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             if request.param == "mission":
                 portal.call(_bystanders, root, known)
                 child = portal.wrap_async_context_manager(
-                    acting_as(root, name="fuzzer", allowed_tools=["Read", "Bash(echo:*)"], max_budget_usd=1.0)
+                    # Its permission prompts are answered by its policy at once: escalated, one would wait
+                    # (by design) for an answer the fuzzing client never gives.
+                    acting_as(
+                        root,
+                        name="fuzzer",
+                        allowed_tools=["Read", "Bash(echo:*)"],
+                        max_budget_usd=1.0,
+                        approvals="policy",
+                    )
                 )
                 client, _row = child.__enter__()
-            schemas = {tool.name: tool.input_schema for tool in portal.call(root.list_tools).tools}
+            # From the definitions, not a listing: a listing leaves out what its caller may not see
+            # (the permission prompt, for the top-level client), and that too must be refused cleanly.
+            schemas = {
+                tool.fn.__name__: strict_tool(
+                    tool.fn, annotations=tool.annotations, structured=tool.structured
+                ).parameters
+                for tool in toolset.ALL
+            }
             target = Target(portal, client, schemas, tally, known)
             yield target
             assert process.is_running(), "the server is still up"
