@@ -24,7 +24,7 @@ from overmind_mcp.control.verbs import SPAWN, Verb
 from overmind_mcp.models import Spawned, SpawnRequest
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
 from overmind_mcp.settings import Settings
-from overmind_mcp.supervision.foreign import relay_commits
+from overmind_mcp.storage.changes import relay_commits
 from tests.conftest import assert_no_leftovers
 from tests.helpers import call as call_tool
 from tests.helpers import script, server_env, stdio_server

@@ -25,7 +25,7 @@ from overmind_mcp.rituals.service import Rituals
 from overmind_mcp.rituals.store import FILENAME
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
 from overmind_mcp.settings import Settings
-from overmind_mcp.supervision.foreign import relay_commits
+from overmind_mcp.storage.changes import relay_commits
 from overmind_mcp.supervision.supervisor import Supervisor
 from tests.conftest import assert_no_leftovers
 

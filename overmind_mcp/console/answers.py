@@ -2,8 +2,8 @@
 
 `--json` prints exactly what the tools' `structuredContent` holds, because it is made by the
 same functions (`overmind_mcp.readside.views`). Those read a running mission's progress from a
-`Mission`, which only its server has; here a stand-in is folded from its output file
-(`LiveOutput.as_mission`). What the owner alone knows, its admission queue, is read from the
+`MissionView`: its server has the `Mission` itself; here a `LiveOutput` folds its output file.
+What the owner alone knows, its admission queue, is read from the
 store: queued missions start in the order they were created.
 """
 
@@ -42,11 +42,11 @@ def queue_positions(rows: list[MissionRow], queued: list[MissionRow]) -> dict[st
 
 
 def summary(row: MissionRow, live: LiveOutput | None, queue_position: int | None = None) -> MissionSummary:
-    return views.summary_of(row, live.as_mission() if live is not None else None, queue_position=queue_position)
+    return views.summary_of(row, live, queue_position=queue_position)
 
 
 def result(row: MissionRow, live: LiveOutput | None, *, text_limit: int) -> MissionResult:
-    return views.result_of(row, live.as_mission() if live is not None else None, text_limit=text_limit)
+    return views.result_of(row, live, text_limit=text_limit)
 
 
 def ps_result(

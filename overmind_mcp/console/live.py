@@ -2,7 +2,7 @@
 
 The owning server keeps a running mission's progress (turns, cost, the latest thing it did)
 only in memory. Its output file has all of it: this folds the file's lines into the same
-`Activity` the server uses, so `doing` reads the same in `ps` and in the MCP tools.
+`Activity` the server uses (and is a `MissionView` itself), so `doing` reads the same in `ps` and in the MCP tools.
 
 Bounded in time and memory: a file up to `full_scan_bytes` is read whole (exact); past that,
 only its last `tail_bytes` are (turns and tool calls then count what the tail shows, and
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,10 @@ from overmind_mcp.core.events import Init, Result, ToolResult
 from overmind_mcp.models import LIVE
 from overmind_mcp.providers import parser_for
 from overmind_mcp.readside import views
+from overmind_mcp.readside.activity import Activity
+from overmind_mcp.readside.live import SessionState
 from overmind_mcp.runners.local.output import LineReader
 from overmind_mcp.storage.missions import MissionRow
-from overmind_mcp.supervision.mission import Activity, Mission
-from overmind_mcp.supervision.session import SessionChannel, Turn
 
 FULL_SCAN_BYTES = 8 * 1024 * 1024
 TAIL_BYTES = 1024 * 1024
@@ -101,14 +100,12 @@ class LiveOutput:
         """Tokens so far: the last result's total, plus the messages since (input counts each turn's prompt)."""
         return self._tokens.plus(self._message[1])
 
-    def as_mission(self) -> Mission:
-        """A stand-in for the owner's in-memory `Mission`, for the core views to read."""
-        mission = Mission(self.row, self._provider, deque(maxlen=1), activity=self.activity)
-        mission.awaiting_approval = self.awaiting_approval
-        if self.row.spec.session and self.row.status == "running":
-            # Only the owner knows its queue of turns; the output says whether one is running.
-            mission.session = SessionChannel(current=Turn("", 0) if self._in_turn else None)
-        return mission
+    def session_state(self) -> SessionState | None:
+        """A running session's state as its output shows it: only its server knows its queue of turns,
+        or whether a person holds it, but the output says whether a turn runs."""
+        if not (self.row.spec.session and self.row.status == "running"):
+            return None
+        return "working" if self._in_turn else "idle"
 
     def update(self, *, final: bool = False) -> bool:
         """Read what the file holds beyond the last call; True if there was anything."""

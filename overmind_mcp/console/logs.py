@@ -26,15 +26,9 @@ from overmind_mcp.readside import views
 from overmind_mcp.runners.local.output import LineReader
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
 from overmind_mcp.settings import Settings
+from overmind_mcp.storage.changes import relay, relay_commits
 from overmind_mcp.storage.missions import MissionRow, Store
-from overmind_mcp.supervision.foreign import (
-    live_owners,
-    orphan_state,
-    relay,
-    relay_commits,
-    until_ended,
-    watch_process,
-)
+from overmind_mcp.supervision.foreign import live_owners, orphan_state, until_ended, watch_process
 
 UNRECORDED = "its process has ended while its server was gone; the next server to start records how it ended"
 _NAME_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta", "bright_green")

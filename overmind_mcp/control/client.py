@@ -16,7 +16,8 @@ from overmind_mcp.control.mailbox import FILENAME, Dispatcher, Mailbox, Request
 from overmind_mcp.control.verbs import A, P, Verb
 from overmind_mcp.errors import OvermindError
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
-from overmind_mcp.supervision.foreign import relay_commits, watch_process
+from overmind_mcp.storage.changes import relay_commits
+from overmind_mcp.supervision.foreign import watch_process
 
 
 class ControlError(OvermindError):

@@ -20,7 +20,7 @@ from overmind_mcp.control.registry import handler_for, load_handlers
 from overmind_mcp.errors import InvalidRequest, OvermindError
 from overmind_mcp.runners.local.process import process_start_time
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
-from overmind_mcp.supervision.foreign import relay_commits
+from overmind_mcp.storage.changes import relay_commits
 
 if TYPE_CHECKING:
     from overmind_mcp.supervision.supervisor import Supervisor

@@ -18,14 +18,7 @@ import anyio.abc
 
 from overmind_mcp.bus import EventBus
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
-from overmind_mcp.supervision.foreign import change_signal, relay
-
-COMMIT_SETTLE_S = 0.05
-"""How long the WAL must stay unwritten before the commit that woke us is surely readable.
-
-SQLite writes the WAL before it marks the commit in the WAL index, a memory-mapped file whose
-writes inotify does not see: a reader woken by the write alone can read the state before it.
-So a burst of writes wakes the reader once more when it has settled."""
+from overmind_mcp.storage.changes import COMMIT_SETTLE_S, change_signal, relay
 
 
 class Changes(Protocol):

@@ -52,8 +52,8 @@ from overmind_mcp.models import LIVE
 from overmind_mcp.readside import views
 from overmind_mcp.runners.local.process import process_start_time
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
+from overmind_mcp.storage.changes import relay
 from overmind_mcp.storage.missions import MissionRow
-from overmind_mcp.supervision.foreign import relay
 
 if TYPE_CHECKING:
     from overmind_mcp.supervision.supervisor import Supervisor

@@ -14,20 +14,20 @@ from overmind_mcp.core.status import LIVE, Status
 from overmind_mcp.errors import InvalidRequest, NotFound
 from overmind_mcp.models import LogPage, MissionResult, MissionSummary, PsResult
 from overmind_mcp.readside import views
+from overmind_mcp.readside.live import LiveMission
 from overmind_mcp.storage.missions import MissionRow, Store
-from overmind_mcp.supervision.mission import Mission
 
 
 class LiveState(Protocol):
-    def mission(self, mission_id: str) -> Mission | None:
+    def mission(self, mission_id: str) -> LiveMission | None:
         """What memory knows of a mission that runs now (None for one that does not, or is not known here)."""
         ...
 
-    def recent(self, mission_id: str) -> Mission | None:
+    def recent(self, mission_id: str) -> LiveMission | None:
         """A mission this process supervises or saw end lately: its row is fresher than the store's."""
         ...
 
-    def named(self, name: str) -> Mission | None:
+    def named(self, name: str) -> LiveMission | None:
         """The live mission with that name, if known here."""
         ...
 

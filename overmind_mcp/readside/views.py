@@ -15,15 +15,15 @@ from typing import Any, Literal
 from overmind_mcp.core.events import Event, Result, parse_note, to_text
 from overmind_mcp.models import LIVE, LogPage, MissionResult, MissionSummary, PsResult, Status, Totals, Usage
 from overmind_mcp.providers import parser_for
+from overmind_mcp.readside.live import MissionView
 from overmind_mcp.runners.base import node_of
 from overmind_mcp.runners.local.output import read_page
 from overmind_mcp.storage.missions import MissionRow
-from overmind_mcp.supervision.mission import Mission
 
 PAGE_BYTES = 64 * 1024
 
 
-def result_of(row: MissionRow, mission: Mission | None, *, text_limit: int) -> MissionResult:
+def result_of(row: MissionRow, mission: MissionView | None, *, text_limit: int) -> MissionResult:
     """A mission's outcome; while it runs, its latest result (a session's last turn) and progress."""
     latest = mission.activity.result if mission is not None else None
     # A live mission's latest result line says as much as a finished one's stored record.
@@ -84,14 +84,14 @@ def errors_of(result: Result) -> list[str]:
     return [result.text]
 
 
-def shown_status(row: MissionRow, mission: Mission | None) -> Status:
+def shown_status(row: MissionRow, mission: MissionView | None) -> Status:
     """Its status as answers show it: a running mission that waits for a permission answer needs approval."""
     if row.status == Status.RUNNING and mission is not None and mission.awaiting_approval is not None:
         return Status.NEEDS_APPROVAL
     return row.status
 
 
-def summary_of(row: MissionRow, mission: Mission | None, *, queue_position: int | None = None) -> MissionSummary:
+def summary_of(row: MissionRow, mission: MissionView | None, *, queue_position: int | None = None) -> MissionSummary:
     end = row.ended_at or time.time()
     return MissionSummary(
         id=row.id,

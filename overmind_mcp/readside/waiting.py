@@ -21,8 +21,8 @@ from overmind_mcp.models import WaitResult
 from overmind_mcp.permissions.broker import Inbox
 from overmind_mcp.readside.queries import ReadSide
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
+from overmind_mcp.storage.changes import relay_commits
 from overmind_mcp.storage.missions import MissionRow
-from overmind_mcp.supervision.foreign import relay_commits
 
 ProgressCallback = Callable[[float, float | None, str], Awaitable[None]]
 

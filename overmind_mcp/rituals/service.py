@@ -33,8 +33,8 @@ from overmind_mcp.rituals.scheduler import Broadcast, Clock, Scheduler, SystemCl
 from overmind_mcp.rituals.store import FILENAME, QuestRow, RitualRow, RitualStore
 from overmind_mcp.rituals.targets import MAX_NAME, check_blueprints_available, check_spawn, unattended
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
+from overmind_mcp.storage.changes import relay_commits
 from overmind_mcp.storage.missions import MissionRow
-from overmind_mcp.supervision.foreign import relay_commits
 
 if TYPE_CHECKING:
     from overmind_mcp.supervision.supervisor import Supervisor

@@ -31,13 +31,12 @@ from overmind_mcp.core.status import LIVE
 from overmind_mcp.models import KillOutcome, KillResult
 from overmind_mcp.runners.local.process import ChildProcess, same_process
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
+from overmind_mcp.storage.changes import relay, relay_commits
 from overmind_mcp.storage.missions import MissionRow, Store
 from overmind_mcp.supervision import termination
 from overmind_mcp.supervision.tree import kill_order
 
 Orphan = Literal["orphaned", "unrecorded"]
-# How long the WAL must stay unwritten before a commit that woke a reader is surely visible (see relay_commits).
-COMMIT_SETTLE_S = 0.05
 
 
 async def live_owners(store: Store, rows: Iterable[MissionRow]) -> dict[str, tuple[int, float]]:
@@ -91,56 +90,6 @@ async def watch_process(pid: int, start_time: float | None, wakeup: Wakeup) -> N
     finally:
         os.close(pidfd)
     wakeup.set()
-
-
-async def relay(
-    watcher: FileWatcher,
-    path: Path,
-    target: Wakeup,
-    *,
-    task_status: anyio.abc.TaskStatus[anyio.CancelScope] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    """Set `target` whenever `path` is written to. Started (with a scope that ends it) once the watch is in place."""
-    with anyio.CancelScope() as scope, watcher.watch(path) as changes:
-        task_status.started(scope)
-        while True:
-            await changes.wait()
-            target.set()
-
-
-async def relay_commits(
-    watcher: FileWatcher,
-    database_path: Path,
-    target: Wakeup,
-    *,
-    task_status: anyio.abc.TaskStatus[anyio.CancelScope] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    """Set `target` after every commit to the store, by any process, and again once it is sure to be visible.
-
-    The WAL file is written before a commit can be read: SQLite then marks it committed in the WAL
-    index, a memory-mapped file whose writes inotify does not see. A reader woken by the write
-    alone sometimes reads the state before it (measured: a stop request written by the console
-    was not there at the wake-up, and was a millisecond later). So once the writes stop for
-    `COMMIT_SETTLE_S`, `target` is set once more.
-    """
-    with anyio.CancelScope() as scope, watcher.watch(change_signal(database_path)) as changes:
-        task_status.started(scope)
-        while True:
-            await changes.wait()
-            target.set()
-            settled = False
-            while not settled:
-                with anyio.move_on_after(COMMIT_SETTLE_S) as quiet:
-                    await changes.wait()
-                    target.set()
-                settled = quiet.cancelled_caught
-            target.set()
-
-
-def change_signal(database_path: Path) -> Path:
-    """The file every commit writes: the WAL, or the database itself if it is not in WAL mode."""
-    wal = database_path.with_name(database_path.name + "-wal")
-    return wal if wal.exists() else database_path
 
 
 @dataclass(slots=True)

@@ -36,8 +36,9 @@ from overmind_mcp.runners.base import Launch, RunRecord
 from overmind_mcp.runners.local.output import LineReader, tail_bytes
 from overmind_mcp.runners.local.watch import Wakeup
 from overmind_mcp.storage import files
+from overmind_mcp.storage.changes import relay_commits
 from overmind_mcp.storage.missions import MissionRow
-from overmind_mcp.supervision import approvals, foreign, holds, sessions, termination, watchdogs
+from overmind_mcp.supervision import approvals, holds, sessions, termination, watchdogs
 from overmind_mcp.supervision.context import Context
 from overmind_mcp.supervision.holds import Hold
 from overmind_mcp.supervision.mission import Mission
@@ -399,7 +400,7 @@ class Lifecycle:
         """A parked session has no process to signal: a kill from another process is a stop request in the store."""
         commits = Wakeup()
         async with anyio.create_task_group() as relay:
-            await relay.start(foreign.relay_commits, self.ctx.watcher, self.ctx.settings.database_path, commits)
+            await relay.start(relay_commits, self.ctx.watcher, self.ctx.settings.database_path, commits)
             while not await self.stopped_elsewhere(mission):
                 await commits.wait()
             relay.cancel_scope.cancel()

@@ -41,8 +41,9 @@ from overmind_mcp.readside import views
 from overmind_mcp.runners.local.output import LineReader
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
 from overmind_mcp.settings import Settings
+from overmind_mcp.storage.changes import relay
 from overmind_mcp.storage.missions import MissionRow
-from overmind_mcp.supervision.foreign import kill_missions, relay
+from overmind_mcp.supervision.foreign import kill_missions
 from overmind_mcp.tui.feed import Feed, Snapshot
 
 # How much of a log the panel starts with: its last lines, not a 200 MB file read whole.

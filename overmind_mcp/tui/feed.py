@@ -23,8 +23,9 @@ from overmind_mcp.console.state import State
 from overmind_mcp.console.top import Top, TopEntry
 from overmind_mcp.models import LIVE, MissionSummary, Totals
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
+from overmind_mcp.storage.changes import relay, relay_commits
 from overmind_mcp.storage.missions import MissionRow
-from overmind_mcp.supervision.foreign import live_owners, orphan_state, relay, relay_commits, watch_process
+from overmind_mcp.supervision.foreign import live_owners, orphan_state, watch_process
 
 # The most often the tree is read again while missions write a lot.
 MIN_GAP_S = 0.2

@@ -42,7 +42,7 @@ from overmind_mcp.control.approvals import APPROVE, ApproveRequest
 from overmind_mcp.control.client import call
 from overmind_mcp.permissions.journal import FILENAME, Journal
 from overmind_mcp.runners.local.watch import FileWatcher, Wakeup
-from overmind_mcp.supervision.foreign import relay_commits
+from overmind_mcp.storage.changes import relay_commits
 from tools.bench.common import Config, McpServer, median, overmind_env, overmind_server, row, summary
 
 HANG = "A task.\nfake: hang"
