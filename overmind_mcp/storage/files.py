@@ -61,7 +61,17 @@ def tighten(path: Path) -> None:
 
 def write_private(path: Path, data: bytes) -> None:
     """Replace the contents of `path` (mode 0600, never through a symlink) with `data`."""
-    fd = _open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    _write_all(_open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), data)
+
+
+def append_private(path: Path, data: bytes) -> int:
+    """Append `data` to `path` (mode 0600, never through a symlink) in one open; how many bytes."""
+    if data:
+        _write_all(_open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), data)
+    return len(data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:

@@ -36,6 +36,7 @@ from overmind_mcp.core.exits import ExitStatus
 from overmind_mcp.errors import InvalidRequest, SpawnError
 from overmind_mcp.runners.base import NODE_KEY, Handle, Launch, RunRecord
 from overmind_mcp.runners.ray.protocol import ActorLaunch, ActorState, Chunk, Exit, Started, StartFailed
+from overmind_mcp.storage import files
 
 logger = logging.getLogger("overmind_mcp")
 
@@ -331,8 +332,8 @@ class RayHandle:
             except ray.exceptions.RayActorError as exc:
                 status = ExitStatus(code=None, signal=None, lost=await self._why_lost(exc))
                 break
-            self._stdout_at += _append(Path(self._launch.stdout_path), chunk.stdout)
-            self._stderr_at += _append(Path(self._launch.stderr_path), chunk.stderr)
+            self._stdout_at += files.append_private(Path(self._launch.stdout_path), chunk.stdout)
+            self._stderr_at += files.append_private(Path(self._launch.stderr_path), chunk.stderr)
             if chunk.exit is not None:
                 lost = f"{chunk.exit.lost} (node {self._started.node.label})" if chunk.exit.lost else None
                 status = ExitStatus(code=chunk.exit.code, signal=chunk.exit.signal, lost=lost)
@@ -465,20 +466,6 @@ def _record(launch: ActorLaunch, started: Started) -> RunRecord:
             "hostname": started.node.hostname,
         },
     )
-
-
-def _append(path: Path, data: bytes) -> int:
-    """Append to a mission's file in one write (a crash leaves whole chunks); how many bytes."""
-    if not data:
-        return 0
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    return len(data)
 
 
 def _size(path: Path) -> int:
