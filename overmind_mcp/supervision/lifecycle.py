@@ -33,6 +33,7 @@ from overmind_mcp.permissions.protocol import PROMPT_TOOL
 from overmind_mcp.providers.base import Delegation, Restart
 from overmind_mcp.readside import views
 from overmind_mcp.runners.base import Launch, RunRecord
+from overmind_mcp.runners.local.kept import KEPT, exit_on_disk
 from overmind_mcp.runners.local.output import LineReader, tail_bytes
 from overmind_mcp.runners.local.watch import Wakeup
 from overmind_mcp.storage import files
@@ -558,9 +559,13 @@ class Lifecycle:
             return False
         mission = self.track(row)
         mission.handle = handle
-        # Its stdin went with the server that started it: an adopted session takes no more turns.
-        mission.session = None
-        mission.reader = LineReader(Path(row.output_path))
+        if mission.session is not None and handle.accepts_input:
+            # Its keeper held its input: the conversation goes on from where its output has got to.
+            mission.reader = sessions.catch_up(mission)
+        else:
+            # Its stdin went with the server that started it: an adopted session takes no more turns.
+            mission.session = None
+            mission.reader = LineReader(Path(row.output_path))
         await self.ctx.store.add_event(row.id, time.time(), "adopted", {"server": self.ctx.server_id})
         self.ctx.tasks.start_soon(self.supervise, mission)
         return True
@@ -572,7 +577,12 @@ class Lifecycle:
         record = RunRecord(pid=row.pid, pgid=row.pgid, start_time=row.proc_start, extra=row.runner_state or {})
         with contextlib.suppress(Exception):
             await self.ctx.runner(row.spec.runner).sweep(row.id, record)
-        await self.finish(mission, UNKNOWN_EXIT, ended_at=ended_at)
+        # Its keeper wrote how it ended beside its output, if it had one and saw it end.
+        exit_status = exit_on_disk(Path(row.output_path).parent, row.pid)
+        if exit_status is None and record.extra.get(KEPT):
+            lost = "its keeper died before it did, and it was killed with it: nobody saw it end"
+            exit_status = ExitStatus(code=None, signal=None, lost=lost)
+        await self.finish(mission, exit_status or UNKNOWN_EXIT, ended_at=ended_at)
 
 
 def _append_line(path: Path, line: bytes) -> None:
