@@ -43,7 +43,7 @@ async def all_lines(client: Client, mission_id: str) -> list[str]:
 async def exit_recorded(mission_dir: Path, within: float = 5) -> dict[str, int | None]:
     """The exit status a mission's keeper wrote, once it has (a few ms after the process ends)."""
     with anyio.fail_after(within):
-        while not (mission_dir / "exit.json").exists():
+        while not (mission_dir / "exit.json").exists():  # noqa: ASYNC110 (written by another process)
             await anyio.sleep(0.01)
     record: dict[str, int | None] = json.loads((mission_dir / "exit.json").read_text())
     return record

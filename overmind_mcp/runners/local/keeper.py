@@ -27,11 +27,17 @@ exits when it has no children and no server is connected. Everything it does is 
 events (epoll over the listening socket, the connections and each child's pidfd).
 
 Each child is started as the leader of a new session and process group, with stdout and
-stderr the server's open files, and PR_SET_PDEATHSIG: if the keeper is killed, every child
-it holds is killed with it, so nothing runs unsupervised; its server sees the keeper gone
-and says so in the mission's status. When a child ends, the keeper (its parent: the child
-stays an unreaped zombie, so its group id cannot be reused) kills what it left in its
-group, writes `exit.json`, and only then reaps it.
+stderr the server's open files. When a child ends, the keeper (its parent: the child stays
+an unreaped zombie, so its group id cannot be reused) kills what it left in its group,
+writes `exit.json`, and only then reaps it.
+
+If the keeper is killed, nobody can learn how its children end any more: a server that
+watches them sees the keeper's pidfd turn readable, ends each child's group and reports
+it `lost` with that reason; a child whose keeper died while no server ran is ended the
+same way by the next server's recovery. Not PR_SET_PDEATHSIG, which would end them even
+with no server running: it can only be set in the forked child before exec, which forbids
+vfork and runs Python between fork and exec, and that alone costs a spawn over a
+millisecond (`python -m tools.bench --only keeper`), the whole budget.
 
 Protocol: a frame is a 4-byte big-endian length and a JSON object; descriptors ride with
 a frame as SCM_RIGHTS. Requests carry `op`:
@@ -49,7 +55,6 @@ from __future__ import annotations
 import argparse
 import array
 import contextlib
-import ctypes
 import hashlib
 import json
 import os
@@ -64,7 +69,6 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_PR_SET_PDEATHSIG = 1
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 16 * 1024 * 1024
 MAX_FDS = 4
@@ -286,7 +290,6 @@ class Keeper:
                 stderr=stderr,
                 close_fds=True,
                 start_new_session=True,
-                preexec_fn=_die_with_keeper,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             if stdin_write is not None:
@@ -337,11 +340,6 @@ def _has_ended(pidfd: int) -> bool:
         poller.close()
 
 
-def _die_with_keeper() -> None:
-    # Runs in the forked child before exec; the keeper is single-threaded, so this is safe.
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="keeper")
     parser.add_argument("--state", required=True)
@@ -353,11 +351,12 @@ def main(argv: list[str]) -> int:
     except OSError:
         os.write(args.ready, b"busy\n")  # another keeper holds this state directory: use that one
         return 0
-    listener.listen(64)
-    listener.setblocking(False)
     # Away from the server that started it: no server reaps it, and it outlives a server's crash.
     if os.fork() != 0:
         os._exit(0)
+    # Listening here, not before the fork: a client's SO_PEERCRED names the process that called listen().
+    listener.listen(64)
+    listener.setblocking(False)
     os.write(args.ready, f"ready {os.getpid()}\n".encode())
     os.close(args.ready)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)

@@ -7,10 +7,10 @@ notices (a signal, the end of a session's input) need no answer and are sent who
 every send is, from the event loop's thread: they never interleave with a request.
 
 A child's end is seen on its pidfd (any process may open one), then asked of the keeper,
-which has its exit status and has written it to `exit.json` by the time it answers. If
-the keeper has gone, the file says it, or nobody knows: the keeper's children die with it
-(PR_SET_PDEATHSIG), so such a child is reported `lost`, with that reason, and whatever its
-group left is killed here.
+which has its exit status and has written it to `exit.json` by the time it answers. The
+keeper's own pidfd is watched beside it: if the keeper dies first, nobody can learn how
+the child ends any more, so its whole group is ended here (found by its mission id) and
+it is reported `lost`, with that reason (keeper.py says why not PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -221,6 +221,7 @@ class KeeperClient:
             keeper=self,
             mission_dir=stdout_path.parent,
             stdin=stdin,
+            keeper_pid=self.keeper_pid,
         )
 
     async def adopt(self, mission_id: str) -> KeptChild | ExitStatus | None:
@@ -242,12 +243,25 @@ class KeeperClient:
                 keeper=self,
                 mission_dir=Path(str(answer["exit_path"])).parent,
                 stdin=stdin,
+                keeper_pid=self.keeper_pid,
             )
         for fd in received:
             os.close(fd)
         if answer.get("state") == "ended":
             return _status_of(answer)
         return None
+
+
+async def _until_ended(pid: int, start_time: float) -> None:
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if same_process(pid, start_time):
+            await anyio.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
 
 
 def _status_of(answer: Mapping[str, object]) -> ExitStatus:
@@ -265,6 +279,7 @@ class KeptChild:
     keeper: KeeperClient
     mission_dir: Path
     stdin: int | None = None
+    keeper_pid: int | None = None
     exit_status: ExitStatus | None = None
     _exited: anyio.Event = field(default_factory=anyio.Event)
 
@@ -294,16 +309,10 @@ class KeptChild:
         return True
 
     async def wait(self) -> ExitStatus:
-        try:
-            pidfd: int | None = os.pidfd_open(self.pid)
-        except ProcessLookupError:
-            pidfd = None
-        if pidfd is not None:
-            try:
-                if same_process(self.pid, self.start_time):
-                    await anyio.wait_readable(pidfd)
-            finally:
-                os.close(pidfd)
+        if await self._keeper_died_first():
+            # Nobody can see how it ends now: end its group (the leader with it), found by its mission id.
+            kill_leftovers(self.pgid, self.mission_id, signal.SIGKILL)
+            await _until_ended(self.pid, self.start_time)
         try:
             answer, received = await self.keeper.request({"op": "wait", "id": self.mission_id}, start=False)
             for fd in received:
@@ -316,14 +325,40 @@ class KeptChild:
             self.exit_status = exit_on_disk(self.mission_dir, self.pid) or ExitStatus(
                 code=None,
                 signal=None,
-                lost=f"its keeper (pid {self.keeper.keeper_pid}) was killed, and the child with it,"
-                " before anyone could see how it ended",
+                lost=f"its keeper (pid {self.keeper_pid}) was killed, so nobody could see how it would end:"
+                " it was ended",
             )
             # Nobody reaped it with its group: end what the group left, found by its mission id.
             kill_leftovers(self.pgid, self.mission_id, signal.SIGKILL)
         self.close_stdin()
         self._exited.set()
         return self.exit_status
+
+    async def _keeper_died_first(self) -> bool:
+        """Wait until the child ends (False), or its keeper does (True)."""
+        try:
+            keeper_fd = os.pidfd_open(self.keeper_pid) if self.keeper_pid else None
+        except ProcessLookupError:
+            return True
+        died = False
+
+        async def watch_keeper(scope: anyio.CancelScope) -> None:
+            nonlocal died
+            assert keeper_fd is not None
+            await anyio.wait_readable(keeper_fd)
+            died = True
+            scope.cancel()
+
+        try:
+            async with anyio.create_task_group() as watching:
+                if keeper_fd is not None:
+                    watching.start_soon(watch_keeper, watching.cancel_scope)
+                await _until_ended(self.pid, self.start_time)
+                watching.cancel_scope.cancel()
+        finally:
+            if keeper_fd is not None:
+                os.close(keeper_fd)
+        return died
 
     def close_stdin(self) -> None:
         """End the child's input: ours and the keeper's write ends both, or it would never see the end."""

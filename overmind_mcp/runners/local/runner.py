@@ -10,7 +10,7 @@ import anyio.to_thread
 import psutil
 
 from overmind_mcp.runners.base import Handle, Launch, RunRecord
-from overmind_mcp.runners.local.kept import KeeperClient, KeptChild
+from overmind_mcp.runners.local.kept import KEPT, KeeperClient, KeptChild
 from overmind_mcp.runners.local.process import ChildProcess, find_leader, kill_leftovers, same_process, spawn
 
 
@@ -56,6 +56,11 @@ class LocalRunner:
             if kept is not None:
                 return None  # it ended meanwhile; its exit status is in its directory
         if record.pid is None or not _alive(record.pid, record.start_time):
+            return None
+        if record.extra.get(KEPT):
+            # Its keeper died while no server ran: nobody can see how it ends any more, so it is ended
+            # (recovery reports it lost, with the reason), as a server that saw the keeper die does.
+            await self.sweep(mission_id, record)
             return None
         # Started before there was a keeper, or by a server that had none: not our child, status unknown.
         return ChildProcess.adopt(record.pid, record.start_time or 0.0, mission_id)
