@@ -106,10 +106,10 @@ async def test_sigkill_of_the_server_loses_nothing(settings: Settings) -> None:
         assert len(listing) == 30
         for mission_id in codes:
             assert listing[mission_id]["status"] == ("failed" if mission_id in commands_early else "running")
-        (settings.home / "late-go").touch()
         for leftover in processes_of(set(rows)):
             mission_id = leftover.environ()["OVERMIND_MISSION_ID"]
             assert listing[mission_id]["status"] == "running", f"untracked process {leftover.pid}"
+        (settings.home / "late-go").touch()
         waited = await call(client, "wait", ids=list(expected), timeout_s=30)
         assert not waited["timed_out"]
         results = {result["id"]: result for result in waited["done"]}
