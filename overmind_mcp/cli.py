@@ -99,7 +99,7 @@ async def serve_stdio(settings: Settings) -> None:
         # What the `overmind` command asks of this server (attach, release, send).
         await task_group.start(serving.serve, supervisor)
         server = create_server(supervisor=supervisor)
-        sock = http.bind("127.0.0.1", 0)
+        sock = http.bind_remembered("127.0.0.1", settings.home / "delegation-port")
         supervisor.delegation_url = http.url_of(sock)
         dashboard = await start_dashboard(task_group, supervisor, http.base_url(sock), loopback=True)
         task_group.start_soon(http.serve, http.http_app(server, supervisor.credentials, "127.0.0.1", dashboard), sock)
@@ -185,7 +185,7 @@ async def serve_headless(settings: Settings) -> None:
             rooms(supervisor),
             anyio.create_task_group() as task_group,
         ):
-            sock = http.bind("127.0.0.1", 0)
+            sock = http.bind_remembered("127.0.0.1", settings.home / "delegation-port")
             supervisor.delegation_url = http.url_of(sock)
             server = create_server(supervisor=supervisor)
             dashboard = await start_dashboard(task_group, supervisor, http.base_url(sock), loopback=True)

@@ -4,7 +4,8 @@ A child that delegates gets its own token in its `--mcp-config`; the token *is* 
 identity: its spawns become its children, and it sees only its own subtree. A child that
 does not delegate gets one too, to ask for permissions, and that is all it may do with it.
 Tokens live in memory and die with their mission. Only their SHA-256 is kept, so the tables hold
-nothing a memory dump could replay.
+nothing a memory dump could replay; the store keeps that digest with a live mission (never the
+token), so that a server taking over after a crash lets its re-adopted children back in.
 """
 
 from __future__ import annotations
@@ -53,6 +54,18 @@ class Credentials:
         self._missions[digest] = Caller(mission_id, tools=tools)
         self._by_mission[mission_id] = digest
         return token
+
+    def digest(self, mission_id: str) -> str | None:
+        """The hex SHA-256 of the mission's live token, to keep with the mission (the token itself never is)."""
+        digest = self._by_mission.get(mission_id)
+        return digest.hex() if digest is not None else None
+
+    def restore(self, mission_id: str, digest_hex: str, *, tools: bool) -> None:
+        """Accept again the token a mission got from an earlier server (known by its digest alone)."""
+        self.revoke(mission_id)
+        digest = bytes.fromhex(digest_hex)
+        self._missions[digest] = Caller(mission_id, tools=tools)
+        self._by_mission[mission_id] = digest
 
     def revoke(self, mission_id: str) -> None:
         digest = self._by_mission.pop(mission_id, None)

@@ -24,6 +24,7 @@ OFFLINE = [
     "blueprints",
     "worktrees",
     "approvals",
+    "keeper",
 ]
 ROW_KEYS = {"metric", "ours", "baseline", "baseline_name", "unit", "diff", "ratio", "spread", "target", "met"}
 # Figures per benchmark (the list): how many rows each must report, at least.
@@ -39,6 +40,7 @@ MIN_ROWS = {
     "blueprints": 3,
     "worktrees": 4,
     "approvals": 4,
+    "keeper": 4,
 }
 
 

@@ -6,8 +6,10 @@ client; the children are the stand-in claude and plain commands.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+from pathlib import Path
 
 import anyio
 import psutil
@@ -38,6 +40,15 @@ async def all_lines(client: Client, mission_id: str) -> list[str]:
             return lines
 
 
+async def exit_recorded(mission_dir: Path, within: float = 5) -> dict[str, int | None]:
+    """The exit status a mission's keeper wrote, once it has (a few ms after the process ends)."""
+    with anyio.fail_after(within):
+        while not (mission_dir / "exit.json").exists():  # noqa: ASYNC110 (written by another process)
+            await anyio.sleep(0.01)
+    record: dict[str, int | None] = json.loads((mission_dir / "exit.json").read_text())
+    return record
+
+
 async def test_sigkill_of_the_server_loses_nothing(settings: Settings) -> None:
     expected: dict[str, list[str]] = {}
     kinds: dict[str, str] = {}
@@ -53,8 +64,19 @@ async def test_sigkill_of_the_server_loses_nothing(settings: Settings) -> None:
             spawned = await call(client, "spawn", prompt=script(*directives), name=f"child-{index}")
             expected[spawned["id"]] = [*said, "ready", f"finished {index}"]
             kinds[spawned["id"]] = "early" if finishes_early else "late"
-        raw_early = await call(client, "spawn", command=["sh", "-c", "echo raw-early; sleep 1.5"])
-        raw_late = await call(client, "spawn", command=["sh", "-c", "echo raw-late; sleep 5"])
+        # Commands, each with an exit code of its own: half end while no server runs, half after it is back.
+        codes: dict[str, int] = {}
+        commands_early: list[str] = []
+        for index in range(10):
+            gate = settings.home / ("early-go" if index % 2 == 0 else "late-go")
+            wait_for_gate = f"while [ ! -e '{gate}' ]; do sleep 0.05; done"
+            command = ["sh", "-c", f"echo command {index}; {wait_for_gate}; exit {3 + index}"]
+            spawned = await call(client, "spawn", command=command, name=f"command-{index}")
+            codes[spawned["id"]] = 3 + index
+            if index % 2 == 0:
+                commands_early.append(spawned["id"])
+        for mission_id in codes:
+            await until_printed(client, mission_id, "command")
         for mission_id in expected:
             await until_printed(client, mission_id, "ready")
         pids = {entry["id"]: entry for entry in (await call(client, "ps"))["missions"]}
@@ -69,17 +91,25 @@ async def test_sigkill_of_the_server_loses_nothing(settings: Settings) -> None:
     for mission_id, kind in kinds.items():
         if kind == "early":
             await until_gone(rows[mission_id].pid or 0, within=20)
-    await until_gone(rows[raw_early["id"]].pid or 0, within=20)
+    (settings.home / "early-go").touch()
+    for mission_id in commands_early:
+        await until_gone(rows[mission_id].pid or 0, within=20)
+        # Its exit status is on disk beside its output as it ends (its keeper reaps it just after), unwatched.
+        exit_record = await exit_recorded(Path(rows[mission_id].output_path).parent)
+        assert exit_record["code"] == codes[mission_id]
     orphaned = processes_of(set(rows))
     assert orphaned, "the early child's grandchild should have outlived its parent"
 
     async with stdio_server(settings, **MANY) as (client, _process):
         # Every process still carrying one of our mission ids is tracked by a running mission.
         listing = {entry["id"]: entry for entry in (await call(client, "ps", limit=1000))["missions"]}
-        assert len(listing) == 22
+        assert len(listing) == 30
+        for mission_id in codes:
+            assert listing[mission_id]["status"] == ("failed" if mission_id in commands_early else "running")
         for leftover in processes_of(set(rows)):
             mission_id = leftover.environ()["OVERMIND_MISSION_ID"]
             assert listing[mission_id]["status"] == "running", f"untracked process {leftover.pid}"
+        (settings.home / "late-go").touch()
         waited = await call(client, "wait", ids=list(expected), timeout_s=30)
         assert not waited["timed_out"]
         results = {result["id"]: result for result in waited["done"]}
@@ -96,11 +126,13 @@ async def test_sigkill_of_the_server_loses_nothing(settings: Settings) -> None:
                 if not line.startswith(("[", "→", "←", "grandchild pid"))
             ]
             assert printed == lines, f"lines lost for {mission_id}"
-        raw = await call(client, "wait", ids=[raw_early["id"], raw_late["id"]], timeout_s=30)
-        for result in raw["done"]:
-            # A command's only outcome is its exit status, which went with the server that reaped it.
-            assert result["status"] == "lost"
-        assert await all_lines(client, raw_early["id"]) == ["raw-early"]
+        commands = await call(client, "wait", ids=list(codes), timeout_s=30)
+        assert not commands["timed_out"]
+        for result in commands["done"]:
+            # A command's only outcome is its exit status: its keeper kept it through the crash.
+            assert (result["status"], result["exit_code"]) == ("failed", codes[result["id"]]), result
+            index = codes[result["id"]] - 3
+            assert await all_lines(client, result["id"]) == [f"command {index}"]
     await assert_no_leftovers(settings)
 
 

@@ -130,6 +130,26 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def bind_remembered(host: str, port_file: Path) -> socket.socket:
+    """A listening socket on the port the state directory's last server used, else on a new one (kept).
+
+    A delegating child has its server's URL in its `--mcp-config` for good: when a server
+    crashes and the next one re-adopts the child, the same port is what lets it back in.
+    """
+    try:
+        remembered = int(port_file.read_text().strip())
+    except (OSError, ValueError):
+        remembered = 0
+    try:
+        sock = bind(host, remembered)
+    except OSError:  # taken meanwhile (another server of this directory runs, or another program)
+        sock = bind(host, 0)
+    port = sock.getsockname()[1]
+    if port != remembered:
+        files.write_private(port_file, f"{port}\n".encode())
+    return sock
+
+
 def url_of(sock: socket.socket) -> str:
     """The MCP endpoint's URL."""
     return base_url(sock) + "/mcp"

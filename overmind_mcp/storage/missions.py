@@ -88,6 +88,10 @@ _MIGRATIONS: list[sqlite.Migration] = [
     UPDATE missions SET provider = 'command' WHERE provider = 'raw';
     ALTER TABLE missions ADD COLUMN runner_state TEXT;
     """,
+        # 5: a live mission's bearer token, as its SHA-256 only, so that a later server can still let it in.
+        """
+    ALTER TABLE missions ADD COLUMN credential TEXT;
+    """,
     )
 ]
 
@@ -129,13 +133,15 @@ class MissionRow:
     stop_request: str | None = None
     # What a runner other than the local one needs to find the child again (JSON).
     runner_state: dict[str, Any] | None = None
+    # While it runs: {"sha256": hex digest of its token, "tools": whether it may use the tools}.
+    credential: dict[str, Any] | None = None
 
 
 _FIELDS = tuple(f.name for f in fields(MissionRow))
 # The spec is stored in the `options` column (its name from before specs had a shape).
 _COLUMN_OF = {name: "options" if name == "spec" else name for name in _FIELDS}
 _COLUMNS = tuple(_COLUMN_OF.values())
-_JSON_FIELDS = frozenset({"result", "runner_state"})
+_JSON_FIELDS = frozenset({"result", "runner_state", "credential"})
 
 
 def _to_sql(name: str, value: Any) -> Any:

@@ -33,6 +33,7 @@ from overmind_mcp.permissions.protocol import PROMPT_TOOL
 from overmind_mcp.providers.base import Delegation, Restart
 from overmind_mcp.readside import views
 from overmind_mcp.runners.base import Launch, RunRecord
+from overmind_mcp.runners.local.kept import KEPT, exit_on_disk
 from overmind_mcp.runners.local.output import LineReader, tail_bytes
 from overmind_mcp.runners.local.watch import Wakeup
 from overmind_mcp.storage import files
@@ -166,9 +167,11 @@ class Lifecycle:
         if not (wanted or asks) or ctx.delegation_url is None:
             return None
         # The child reaches this very server, under its own identity.
+        token = ctx.credentials.mint(row.id, tools=wanted)
+        row.credential = {"sha256": ctx.credentials.digest(row.id), "tools": wanted}
         return Delegation(
             url=ctx.delegation_url,
-            token=ctx.credentials.mint(row.id, tools=wanted),
+            token=token,
             tools=wanted,
             permission_tool=PROMPT_TOOL if asks else None,
         )
@@ -250,6 +253,7 @@ class Lifecycle:
             proc_start=row.proc_start,
             started_at=row.started_at,
             runner_state=row.runner_state,
+            credential=row.credential,
         )
 
     async def _run_once(self, mission: Mission, wakeup: Wakeup) -> ExitStatus:
@@ -480,6 +484,7 @@ class Lifecycle:
         row.num_turns = mission.activity.turns
         row.session_id = mission.activity.session_id or row.session_id
         ctx.credentials.revoke(row.id)
+        row.credential = None
         if mission.reader is not None:
             mission.reader.close()
             mission.reader = None
@@ -511,6 +516,7 @@ class Lifecycle:
             cost_usd=row.cost_usd,
             num_turns=row.num_turns,
             session_id=row.session_id,
+            credential=None,
         )
         await ctx.admission.admit(self.begin_admitted)
 
@@ -559,9 +565,17 @@ class Lifecycle:
             return False
         mission = self.track(row)
         mission.handle = handle
-        # Its stdin went with the server that started it: an adopted session takes no more turns.
-        mission.session = None
-        mission.reader = LineReader(Path(row.output_path))
+        credential = row.credential or {}
+        if isinstance(credential.get("sha256"), str):
+            # Its token is in its own memory only: let it back in, by the digest kept with it.
+            self.ctx.credentials.restore(row.id, credential["sha256"], tools=bool(credential.get("tools")))
+        if mission.session is not None and handle.accepts_input:
+            # Its keeper held its input: the conversation goes on from where its output has got to.
+            mission.reader = sessions.catch_up(mission)
+        else:
+            # Its stdin went with the server that started it: an adopted session takes no more turns.
+            mission.session = None
+            mission.reader = LineReader(Path(row.output_path))
         await self.ctx.store.add_event(row.id, time.time(), "adopted", {"server": self.ctx.server_id})
         self.ctx.tasks.start_soon(self.supervise, mission)
         return True
@@ -573,7 +587,12 @@ class Lifecycle:
         record = RunRecord(pid=row.pid, pgid=row.pgid, start_time=row.proc_start, extra=row.runner_state or {})
         with contextlib.suppress(Exception):
             await self.ctx.runner(row.spec.runner).sweep(row.id, record)
-        await self.finish(mission, UNKNOWN_EXIT, ended_at=ended_at)
+        # Its keeper wrote how it ended beside its output, if it had one and saw it end.
+        exit_status = exit_on_disk(Path(row.output_path).parent, row.pid)
+        if exit_status is None and record.extra.get(KEPT):
+            lost = "its keeper died before it did, so nobody could see how it would end: it was ended"
+            exit_status = ExitStatus(code=None, signal=None, lost=lost)
+        await self.finish(mission, exit_status or UNKNOWN_EXIT, ended_at=ended_at)
 
 
 def _append_line(path: Path, line: bytes) -> None:

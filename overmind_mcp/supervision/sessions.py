@@ -3,15 +3,44 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Literal
 
 import anyio
 
 from overmind_mcp.bus import EventBus, ProgressMade
+from overmind_mcp.core.events import Event, Result
 from overmind_mcp.errors import Conflict, InvalidRequest
 from overmind_mcp.models import TurnResult
+from overmind_mcp.runners.local.output import LineReader
 from overmind_mcp.supervision.mission import Mission
-from overmind_mcp.supervision.session import Turn
+from overmind_mcp.supervision.session import SessionChannel, Turn
+
+
+def catch_up(mission: Mission) -> LineReader:
+    """A re-adopted session's state, from its output so far; the reader to follow it on from there.
+
+    The turns it has taken are in its output; the one it may be taking now is the unanswered
+    message at its end (the result line closes each turn). New messages queue behind that one.
+    The messages a dead server had queued but not written died with it, as did their callers.
+    """
+    path = Path(mission.row.output_path)
+    mission.session = SessionChannel()
+    last: list[Event] = []
+    with LineReader(path) as reader:
+        while (chunk := reader.read_chunk()) is not None:
+            for _end, line in chunk:
+                events = mission.provider.parse_line(line)
+                mission.ingest(events)
+                if line.strip():
+                    last = events
+        offset = reader.offset
+    mission.results_seen = mission.activity.results
+    mission.session.submitted = mission.activity.results
+    if not any(isinstance(event, Result) for event in last):
+        mission.session.current = mission.session.submit("(the turn it was taking when its server stopped)")
+        mission.session.queue.clear()
+    return LineReader(path, offset)
 
 
 async def pump(mission: Mission) -> None:

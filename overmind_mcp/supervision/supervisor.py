@@ -55,6 +55,7 @@ from overmind_mcp.readside.queries import ReadSide
 from overmind_mcp.readside.waiting import ProgressCallback, WaitEngine
 from overmind_mcp.runners.base import Runner
 from overmind_mcp.runners.local import LocalRunner
+from overmind_mcp.runners.local.kept import KeeperClient
 from overmind_mcp.runners.local.process import same_process
 from overmind_mcp.runners.local.watch import FileWatcher
 from overmind_mcp.runners.ray import RayRunner, namespace_for, ray_installed
@@ -105,6 +106,8 @@ class Supervisor:
         files.private_directory(settings.home)
         files.private_directory(settings.missions_dir)
         ray_runner = _ray_runner(settings)
+        # Its children's exit status and input outlive this server, with the state directory's keeper.
+        local_runner = LocalRunner(KeeperClient(settings.home))
         store = await Store.open(settings.database_path)
         worktrees = GitWorktreeWorkspace(settings.home)
         akasha: Akasha | None = None
@@ -125,7 +128,7 @@ class Supervisor:
                     watcher=watcher,
                     tasks=task_group,
                     providers=providers or Providers.default(settings.claude_bin),
-                    runners={runner.name: runner for runner in (LocalRunner(), *ray_runner, *runners)},
+                    runners={runner.name: runner for runner in (local_runner, *ray_runner, *runners)},
                     workspaces={workspace.name: workspace for workspace in (PlainWorkspace(), worktrees, *workspaces)},
                     journal=journal,
                 )
@@ -142,6 +145,7 @@ class Supervisor:
             with anyio.CancelScope(shield=True):
                 if journal is not None:
                     await journal.close()
+                await local_runner.aclose()
                 for runner in ray_runner:
                     await runner.aclose()
                 if akasha is not None:

@@ -35,6 +35,7 @@ from tools.bench import (
     dashboard,
     durability,
     ingest,
+    keeper,
     ray_runner,
     rituals,
     rival,
@@ -66,6 +67,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "worktrees": worktrees.run,
     "approvals": approvals.run,
     "ray": ray_runner.run,
+    "keeper": keeper.run,
 }
 # These need npm and packages from its registry; quick mode runs them only when named in --only.
 NEEDS_NPM = frozenset({"rival"})

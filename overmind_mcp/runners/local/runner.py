@@ -1,4 +1,6 @@
-"""The local runner: each child a process-group leader on this machine (see process.py)."""
+"""The local runner: each child a process-group leader on this machine (see process.py), parented by the
+state directory's keeper (see keeper.py) when it has one, so that its exit status and its input outlive
+the server."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import anyio.to_thread
 import psutil
 
 from overmind_mcp.runners.base import Handle, Launch, RunRecord
+from overmind_mcp.runners.local.kept import KEPT, KeeperClient, KeptChild
 from overmind_mcp.runners.local.process import ChildProcess, find_leader, kill_leftovers, same_process, spawn
 
 
@@ -15,7 +18,26 @@ class LocalRunner:
     name = "local"
     takes_slot = True
 
+    def __init__(self, keeper: KeeperClient | None = None) -> None:
+        # None: the server parents its children itself (their exit status dies with it).
+        self.keeper = keeper
+
+    async def aclose(self) -> None:
+        if self.keeper is not None:
+            await self.keeper.aclose()
+
     async def start(self, launch: Launch) -> Handle:
+        if self.keeper is not None:
+            return await self.keeper.spawn(
+                launch.mission_id,
+                launch.argv,
+                cwd=launch.cwd,
+                env=launch.env,
+                stdout_path=launch.stdout_path,
+                stderr_path=launch.stderr_path,
+                stdin_pipe=launch.stdin_pipe,
+                stdin_path=launch.stdin_path,
+            )
         return spawn(
             launch.argv,
             cwd=launch.cwd,
@@ -27,8 +49,20 @@ class LocalRunner:
         )
 
     async def adopt(self, mission_id: str, record: RunRecord) -> Handle | None:
+        if self.keeper is not None:
+            kept = await self.keeper.adopt(mission_id)
+            if isinstance(kept, KeptChild):
+                return kept
+            if kept is not None:
+                return None  # it ended meanwhile; its exit status is in its directory
         if record.pid is None or not _alive(record.pid, record.start_time):
             return None
+        if record.extra.get(KEPT):
+            # Its keeper died while no server ran: nobody can see how it ends any more, so it is ended
+            # (recovery reports it lost, with the reason), as a server that saw the keeper die does.
+            await self.sweep(mission_id, record)
+            return None
+        # Started before there was a keeper, or by a server that had none: not our child, status unknown.
         return ChildProcess.adopt(record.pid, record.start_time or 0.0, mission_id)
 
     async def find(self, mission_id: str) -> RunRecord | None:
