@@ -28,8 +28,15 @@ events (epoll over the listening socket, the connections and each child's pidfd)
 
 Each child is started as the leader of a new session and process group, with stdout and
 stderr the server's open files. When a child ends, the keeper (its parent: the child stays
-an unreaped zombie, so its group id cannot be reused) kills what it left in its group,
-writes `exit.json`, and only then reaps it.
+an unreaped zombie, so its group id cannot be reused) kills what it left in its group and
+what left the group (below), writes `exit.json`, and only then reaps it.
+
+A process may leave its group (`setsid`, a double fork) and so escape a signal to the group.
+The keeper is a subreaper (PR_SET_CHILD_SUBREAPER): whatever a child starts is reparented
+to the keeper, not to init, however it detaches, so everything a mission left is in the
+keeper's subtree, below its children that lead no mission; the mission's id in each
+process's environment (inherited by all) says whose it is. Those are killed and reaped
+before the exit status is written, so a mission reported ended has nothing left running.
 
 If the keeper is killed, nobody can learn how its children end any more: a server that
 watches them sees the keeper's pidfd turn readable, ends each child's group and reports
@@ -55,6 +62,7 @@ from __future__ import annotations
 import argparse
 import array
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
@@ -320,6 +328,7 @@ class Keeper:
         # The leader is a zombie: its group id is still its own, so this reaches only what it left behind.
         with contextlib.suppress(OSError):
             os.killpg(child.pid, signal.SIGKILL)
+        self._end_strays(child.mission_id)
         with contextlib.suppress(OSError):  # its directory was removed: the answer still tells
             write_exit(child.exit_path, child.pid, code, number)
         os.waitpid(child.pid, 0)
@@ -329,6 +338,80 @@ class Keeper:
             os.close(child.stdin)
         del self.children[child.mission_id]
         self.ended[child.mission_id] = (code, number)
+
+    def _end_strays(self, mission_id: str) -> None:
+        """Kill and reap the processes of `mission_id` that left its group; reap any other orphan that ended."""
+        marker = f"OVERMIND_MISSION_ID={mission_id}".encode() + b"\0"
+        for _round in range(_STRAY_ROUNDS):
+            leaders = {kept.pid for kept in self.children.values()}
+            orphans = [pid for pid in _children(os.getpid()) if pid not in leaders]
+            strays = [pid for pid in _subtrees(orphans) if _environment_has(pid, marker)]
+            for pid in strays:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            _await_ends(strays)
+            # Each that ended handed its own children to the keeper: the next round sees them.
+            for pid in orphans:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+            if not strays:
+                return
+
+
+_STRAY_ROUNDS = 64
+"""A bound on the rounds of `_end_strays`: each reaches one level deeper of what detached; none lasts long."""
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(child) for child in (task / "children").read_bytes().split()]
+    return found
+
+
+def _subtrees(roots: list[int]) -> list[int]:
+    found, pending = [], list(roots)
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        pending += _children(pid)
+    return found
+
+
+def _environment_has(pid: int, entry: bytes) -> bool:
+    """Whether the process's environment holds `entry` (a zombie's, or a vanished process's, holds nothing)."""
+    try:
+        return (b"\0" + Path(f"/proc/{pid}/environ").read_bytes()).find(b"\0" + entry) != -1
+    except OSError:
+        return False
+
+
+def _await_ends(pids: list[int]) -> None:
+    """Wait until each process has ended (SIGKILL is not instant); a second at most in all."""
+    poller = selectors.DefaultSelector()
+    try:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                poller.register(os.pidfd_open(pid), selectors.EVENT_READ)
+        deadline = time.monotonic() + 1.0
+        while poller.get_map() and (left := deadline - time.monotonic()) > 0:
+            for key, _mask in poller.select(left):
+                poller.unregister(key.fd)
+                os.close(key.fd)
+    finally:
+        for key in list(poller.get_map().values()):
+            os.close(key.fd)
+        poller.close()
+
+
+def _become_subreaper() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def _has_ended(pidfd: int) -> bool:
@@ -357,6 +440,7 @@ def main(argv: list[str]) -> int:
     # Listening here, not before the fork: a client's SO_PEERCRED names the process that called listen().
     listener.listen(64)
     listener.setblocking(False)
+    _become_subreaper()
     os.write(args.ready, f"ready {os.getpid()}\n".encode())
     os.close(args.ready)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
