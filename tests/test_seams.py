@@ -112,6 +112,7 @@ class EchoAgent:
     label = "echo agent"
     result_is_output_end = False
     structured_output = False
+    plain_text = False
     sessions = None
 
     def handles(self, task: ClaudeTask | CommandTask) -> bool:

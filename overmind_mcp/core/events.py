@@ -150,6 +150,11 @@ def note_line(kind: str, text: str) -> bytes:
     return json.dumps({"type": "overmind", "kind": kind, "text": text}, separators=(",", ":")).encode() + b"\n"
 
 
+def may_hold_note(lines: list[bytes]) -> bool:
+    """Whether a note may be among `lines` (searched at once; a false alarm costs only speed)."""
+    return _NOTE_PREFIX in b"\n".join(lines)
+
+
 def parse_note(line: bytes) -> Note | None:
     if not line.startswith(_NOTE_PREFIX):
         return None

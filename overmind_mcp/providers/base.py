@@ -75,6 +75,9 @@ class Provider(Protocol):
     """Whether its final answer is the end of its output (a command's) rather than a result line."""
     structured_output: bool
     """Whether it prints stream-json (an agent's turns, tools, tokens) rather than plain text."""
+    plain_text: bool
+    """Whether every line it prints is a `PlainText` and nothing more (a command's): then of many lines
+    read at once only the last few, those a mission keeps, need parsing."""
     sessions: SessionCodec | None
     """How its live sessions take turns; None if it has none."""
 

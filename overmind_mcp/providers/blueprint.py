@@ -54,6 +54,7 @@ class BlueprintProvider:
     label = "blueprint run"
     result_is_output_end = False
     structured_output = False
+    plain_text = False
     sessions = None
 
     def handles(self, task: AnyTask) -> bool:

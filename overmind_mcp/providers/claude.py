@@ -308,6 +308,7 @@ class ClaudeProvider:
     label = "claude task"
     result_is_output_end = False
     structured_output = True
+    plain_text = False
 
     def __init__(self, claude_bin: str) -> None:
         self.claude_bin = claude_bin

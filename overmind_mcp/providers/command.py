@@ -20,6 +20,7 @@ class CommandProvider:
     label = "command"
     result_is_output_end = True
     structured_output = False
+    plain_text = True
     sessions = None
 
     def handles(self, task: AnyTask) -> bool:

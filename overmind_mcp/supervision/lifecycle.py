@@ -24,7 +24,7 @@ import anyio
 import anyio.lowlevel
 
 from overmind_mcp.bus import MissionEnded, MissionRestarting, MissionStarted, OutputArrived, ProgressMade, TurnEnded
-from overmind_mcp.core.events import note_line, parse_note
+from overmind_mcp.core.events import may_hold_note, note_line, parse_note
 from overmind_mcp.core.exits import UNKNOWN_EXIT, ExitStatus
 from overmind_mcp.core.spec import ClaudeTask
 from overmind_mcp.core.status import Status, StopReason
@@ -607,12 +607,16 @@ def _restartable(mission: Mission) -> bool:
 def ingest(mission: Mission, reader: LineReader, *, final: bool) -> tuple[int, bool] | None:
     """Fold the next chunk of output into the mission: (lines read, whether a watcher would see a change);
     None when there is nothing more to read."""
-    lines = reader.read_chunk(final=final)
+    lines = reader.read_lines(final=final)
     if lines is None:
         return None
     parse = mission.provider.parse_line
+    if lines and mission.provider.plain_text and not may_hold_note(lines):
+        # A line of plain text means only itself: the mission keeps the last few, so only they are parsed.
+        recent = lines[-max(mission.tail.maxlen or 0, 1) :]
+        return len(lines), mission.ingest([event for line in recent for event in parse(line)], len(lines))
     changed = False
-    for _end, line in lines:
+    for line in lines:
         note = parse_note(line)
         changed |= mission.ingest([note] if note is not None else parse(line))
     return len(lines), changed

@@ -104,9 +104,10 @@ class Mission:
             return "attached"
         return "idle" if self.session.idle else "working"
 
-    def ingest(self, events: list[Event]) -> bool:
+    def ingest(self, events: list[Event], lines: int = 1) -> bool:
+        """Fold in the events of `lines` lines of output; True when a watcher would see a change."""
         changed = False
-        self.activity.output_lines += 1
+        self.activity.output_lines += lines
         self.activity.last_output_at = time.monotonic()
         for event in events:
             changed |= self.activity.apply(event)

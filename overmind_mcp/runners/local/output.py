@@ -42,13 +42,7 @@ class LineReader:
         """
         chunk = os.read(self._fd, CHUNK_BYTES)
         if not chunk:
-            self._skipping = False
-            if final and self._pending:
-                line = bytes(self._pending)
-                self.offset += len(line)
-                self._pending.clear()
-                return [(self.offset, line)]
-            return None
+            return self._last_line(final)
         lines: list[tuple[int, bytes]] = []
         start = 0
         while (end := chunk.find(b"\n", start)) >= 0:
@@ -63,17 +57,61 @@ class LineReader:
                 piece = bytes(self._pending) + piece
                 self._pending.clear()
             lines.append((self.offset, piece))
-        rest = chunk[start:]
+        if (head := self._keep_rest(chunk[start:])) is not None:
+            lines.append((self.offset, head))
+        return lines
+
+    def read_lines(self, final: bool = False) -> list[bytes] | None:
+        """The lines `read_chunk` would return, without their newlines or offsets; None at the end.
+
+        The chunk is split in one call rather than line by line: for a follower that needs no offset
+        per line, a flood of short lines costs little more than reading it.
+        """
+        chunk = os.read(self._fd, CHUNK_BYTES)
+        if not chunk:
+            last = self._last_line(final)
+            return None if last is None else [line for _end, line in last]
+        lines = chunk.split(b"\n")
+        rest = lines.pop()  # what follows the last newline
+        self.offset += len(chunk) - len(rest)
+        if lines:
+            if self._skipping:  # the end of an overlong line, whose head was already returned
+                del lines[0]
+                self._skipping = False
+            elif self._pending:
+                self.offset += len(self._pending)
+                lines[0] = bytes(self._pending) + lines[0]
+                self._pending.clear()
+        if (head := self._keep_rest(rest)) is not None:
+            lines.append(head)
+        return lines
+
+    def _last_line(self, final: bool) -> list[tuple[int, bytes]] | None:
+        """At the end of the file: a last line without a newline if the writer has gone, else None."""
+        if final:
+            # The writer has gone: an overlong line being skipped has ended. Until then, the rest
+            # of it still to be written is not a line of its own.
+            self._skipping = False
+        if final and self._pending:
+            line = bytes(self._pending)
+            self.offset += len(line)
+            self._pending.clear()
+            return [(self.offset, line)]
+        return None
+
+    def _keep_rest(self, rest: bytes) -> bytes | None:
+        """Keep the start of a line for the next read; the head of a line grown overlong, to return now."""
         if self._skipping:
             self.offset += len(rest)
         elif rest:
             self._pending += rest
             if len(self._pending) > MAX_LINE_BYTES:
                 self.offset += len(self._pending)
-                lines.append((self.offset, bytes(self._pending[:_OVERLONG_HEAD])))
+                head = bytes(self._pending[:_OVERLONG_HEAD])
                 self._pending.clear()
                 self._skipping = True
-        return lines
+                return head
+        return None
 
 
 def read_page(path: Path, cursor: int, max_lines: int, max_bytes: int) -> tuple[list[bytes], int]:
