@@ -7,10 +7,12 @@ calls through the `--mcp-config` the server gave it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -340,3 +342,27 @@ async def test_a_child_cannot_set_up_rituals(delegating: Supervisor) -> None:
             assert f"{tool} said Error executing tool {tool}: only the top-level client may change rituals" in log
         assert '"name":"nightly"' in (answer.text or "").replace(" ", "")  # reading them is allowed
         assert [ritual.name for ritual in (await rituals.list()).rituals] == ["nightly"]
+
+
+async def test_the_endpoint_sends_its_answers_at_once() -> None:
+    """Nagle is off on each connection the endpoint accepts (asyncio, as uvicorn serves it, turns it off
+    only for a socket that says it is TCP): an answer written in parts is not held back until the
+    client's delayed ACK, which cost a child's CLI 40 ms a request on its kept-alive connections."""
+    accepted: list[socket.socket] = []
+    connected = anyio.Event()
+
+    class Accepting(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            accepted.append(transport.get_extra_info("socket"))
+            connected.set()
+
+    sock = http.bind("127.0.0.1", 0)
+    listener = await asyncio.get_running_loop().create_server(Accepting, sock=sock)
+    try:
+        async with await anyio.connect_tcp(*sock.getsockname()[:2]):
+            with anyio.fail_after(5):
+                await connected.wait()
+            assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        listener.close()
+        await listener.wait_closed()
