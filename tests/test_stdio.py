@@ -140,3 +140,25 @@ async def test_the_sdk_transport_stays_selectable(settings: Settings) -> None:
         spawned = await call(client, "spawn", command=["sh", "-c", "echo over sdk"])
         waited = await call(client, "wait", ids=[spawned["id"]], timeout_s=10)
         assert waited["done"][0]["text"] == "over sdk"
+
+
+# The server as `python -m overmind_mcp` runs it, told to say on stderr whether the collector is on once it serves.
+_REPORTING_COLLECTOR = """
+import gc, sys
+from overmind_mcp import cli
+started = cli.started
+def reporting() -> None:
+    print("collecting while it starts:", gc.isenabled(), file=sys.stderr, flush=True)
+    started()
+    print("collecting once it serves:", gc.isenabled(), file=sys.stderr, flush=True)
+cli.started = reporting
+cli.main([])
+"""
+
+
+async def test_the_collector_is_off_while_the_server_starts_and_on_once_it_serves(settings: Settings) -> None:
+    argv = [sys.executable, "-c", _REPORTING_COLLECTOR]
+    with anyio.fail_after(60):
+        done = await anyio.run_process(argv, input=b"", env=server_env(settings), check=False)
+    said = done.stderr.decode()
+    assert "collecting while it starts: False" in said and "collecting once it serves: True" in said, said
