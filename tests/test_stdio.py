@@ -142,8 +142,9 @@ async def test_the_sdk_transport_stays_selectable(settings: Settings) -> None:
         assert waited["done"][0]["text"] == "over sdk"
 
 
-# The server as `python -m overmind_mcp` runs it, told to say on stderr whether the collector is on once it serves.
-_REPORTING_COLLECTOR = """
+# The server as `python -m overmind_mcp` runs it, told to say on stderr whether the collector is on, and
+# which modules it has loaded, once it serves.
+_REPORTING = """
 import gc, sys
 from overmind_mcp import cli
 started = cli.started
@@ -151,14 +152,20 @@ def reporting() -> None:
     print("collecting while it starts:", gc.isenabled(), file=sys.stderr, flush=True)
     started()
     print("collecting once it serves:", gc.isenabled(), file=sys.stderr, flush=True)
+    print("loaded:", " ".join(sorted(name for name in sys.modules if "." not in name)), file=sys.stderr, flush=True)
 cli.started = reporting
 cli.main([])
 """
+# What a server loads only once it is used for something that needs it.
+_LOADED_ON_USE = {"git", "jinja2", "jsonschema", "yaml", "croniter", "ray", "textual"}
 
 
-async def test_the_collector_is_off_while_the_server_starts_and_on_once_it_serves(settings: Settings) -> None:
-    argv = [sys.executable, "-c", _REPORTING_COLLECTOR]
+async def test_the_server_starts_with_the_collector_off_and_without_what_it_loads_on_use(settings: Settings) -> None:
+    argv = [sys.executable, "-c", _REPORTING]
     with anyio.fail_after(60):
         done = await anyio.run_process(argv, input=b"", env=server_env(settings), check=False)
     said = done.stderr.decode()
     assert "collecting while it starts: False" in said and "collecting once it serves: True" in said, said
+    loaded = set(said.partition("loaded: ")[2].split("\n")[0].split())
+    assert "overmind_mcp" in loaded and "uvicorn" in loaded  # the report is of the server, serving
+    assert not loaded & _LOADED_ON_USE

@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-import jsonschema
-import jsonschema.exceptions
 
 from overmind_mcp.blueprints import template
 from overmind_mcp.blueprints.journal import JOIN, Journal, Outcome, Step, StepState, Verdict
@@ -494,6 +492,8 @@ def _schema_problem(schema: dict[str, Any], output: Any, *, truncated: bool) -> 
     if output is None:
         cut = " (it was too long and was cut)" if truncated else ""
         return f"the answer is not JSON{cut}, and output_schema asks for JSON"
+    import jsonschema  # on first use: a server that runs no blueprint with an output schema never loads it
+
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(output))
     if error is None:

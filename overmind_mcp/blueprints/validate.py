@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import jsonschema
-import jsonschema.exceptions
 from pydantic import BaseModel, ValidationError
 
 from overmind_mcp.blueprints import template
@@ -372,6 +370,8 @@ class _Checker:
         if not isinstance(schema, dict):
             self.problem(where, 'must be a table: a JSON Schema, such as { type = "object", required = ["items"] }')
             return
+        import jsonschema  # on first use: most blueprints have no schema, and loading it slows every start
+
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except jsonschema.exceptions.SchemaError as exc:

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
-from jinja2 import Environment, PackageLoader, select_autoescape
 from sse_starlette import ServerSentEvent
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
@@ -56,6 +55,8 @@ from overmind_mcp.storage.changes import relay
 from overmind_mcp.storage.missions import MissionRow
 
 if TYPE_CHECKING:
+    from jinja2 import Environment
+
     from overmind_mcp.supervision.supervisor import Supervisor
 
 logger = logging.getLogger("overmind_mcp.dashboard")
@@ -95,14 +96,7 @@ class Dashboard:
         self._loopback = loopback
         self._stall_after_s = stall_after_s
         self._cookie = cookie_name(self.settings.home)
-        self._templates = Environment(
-            loader=PackageLoader("overmind_mcp.dashboard", "templates"),
-            autoescape=select_autoescape(default=True),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self._templates.filters.update(age=_age, tokens=_tokens, cost=_cost, clock=_clock)
-        self._templates.globals.update(asset_version=_asset_version())
+        self._templates: Environment | None = None
         self._card_html: dict[Card, str] = {}
         self._board_panels: tuple[int, dict[str, str]] = (-1, {})
         self._board: Board | None = None
@@ -477,6 +471,8 @@ class Dashboard:
     # -- templates ------------------------------------------------------------------------------------
 
     def _render(self, name: str, **context: Any) -> str:
+        if self._templates is None:
+            self._templates = _environment()
         return self._templates.get_template(name).render(**context)
 
 
@@ -645,6 +641,21 @@ def _int(text: str | None, default: int) -> int:
         return max(int(text or default), 0)
     except ValueError:
         return default
+
+
+def _environment() -> Environment:
+    """The pages' templates, made on the first page asked for: a server nobody watches never loads jinja2."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    templates = Environment(
+        loader=PackageLoader("overmind_mcp.dashboard", "templates"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    templates.filters.update(age=_age, tokens=_tokens, cost=_cost, clock=_clock)
+    templates.globals.update(asset_version=_asset_version())
+    return templates
 
 
 def _asset_version() -> str:

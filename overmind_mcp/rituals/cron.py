@@ -15,11 +15,13 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
-
 from overmind_mcp.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from croniter import croniter
 
 _FIELDS = {5: "minute hour day-of-month month day-of-week", 6: "second minute hour day-of-month month day-of-week"}
 _HOURS_ALL = 24
@@ -69,8 +71,11 @@ class Cron:
                 f"cron {expression!r} has {len(fields)} fields: give 5 ({_FIELDS[5]}), 6 with a leading second, "
                 "or a macro such as @daily"
             )
+        # Imported here, by the first schedule made: a server with none never loads croniter.
+        from croniter import CroniterBadCronError, CroniterError
+
         try:
-            probe = croniter(self.expression, datetime(2000, 1, 1, tzinfo=UTC), second_at_beginning=self._seconds)
+            probe = self._iterator(datetime(2000, 1, 1, tzinfo=UTC))
         except (CroniterBadCronError, CroniterError, ValueError, KeyError) as exc:
             raise InvalidRequest(f"cron {expression!r} is not valid: {exc}") from None
         hours = probe.expanded[2 if self._seconds else 1]
@@ -78,6 +83,11 @@ class Cron:
         self._every_hour = hours == ["*"] or len(hours) == _HOURS_ALL
         if self.after(0) is None:
             raise InvalidRequest(f"cron {expression!r} never fires (e.g. 30 February)")
+
+    def _iterator(self, start: datetime) -> croniter:
+        from croniter import croniter
+
+        return croniter(self.expression, start, second_at_beginning=self._seconds)
 
     @property
     def has_seconds(self) -> bool:
@@ -89,8 +99,9 @@ class Cron:
 
     def slots(self, instant: float) -> Iterator[int]:
         """Every slot strictly after `instant`, in order."""
-        start = datetime.fromtimestamp(int(instant), tz=UTC).astimezone(self._zone)
-        iterator = croniter(self.expression, start, second_at_beginning=self._seconds)
+        from croniter import CroniterBadDateError
+
+        iterator = self._iterator(datetime.fromtimestamp(int(instant), tz=UTC).astimezone(self._zone))
         last = int(instant)
         while True:
             try:
@@ -107,8 +118,9 @@ class Cron:
 
     def before(self, instant: float, count: int) -> list[int]:
         """Up to `count` slots at or before `instant`, oldest first."""
-        start = datetime.fromtimestamp(int(instant) + 1, tz=UTC).astimezone(self._zone)
-        iterator = croniter(self.expression, start, second_at_beginning=self._seconds)
+        from croniter import CroniterBadDateError
+
+        iterator = self._iterator(datetime.fromtimestamp(int(instant) + 1, tz=UTC).astimezone(self._zone))
         found: list[int] = []
         while len(found) < count:
             try:

@@ -32,7 +32,6 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from overmind_mcp.errors import InvalidRequest
@@ -153,6 +152,8 @@ def load(root: Path) -> ProjectFile | None:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"{path}: not valid TOML ({exc})") from None
     elif yaml_path.exists():
+        import yaml  # on first use: most projects have no YAML file, and loading it slows every start
+
         path = yaml_path
         try:
             data = yaml.safe_load(path.read_text()) or {}

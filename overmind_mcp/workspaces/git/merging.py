@@ -16,14 +16,15 @@ import contextlib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-import git
+from typing import TYPE_CHECKING, Literal
 
 from overmind_mcp.errors import Conflict, InvalidRequest
 from overmind_mcp.workspaces.git import repo as gitops
 from overmind_mcp.workspaces.git.repo import GitError
 from overmind_mcp.workspaces.records import Lease, LeaseState
+
+if TYPE_CHECKING:
+    import git
 
 Strategy = Literal["merge", "squash", "rebase"]
 SCRATCH = Path(".overmind") / "merges"

@@ -16,8 +16,12 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import git
+# GitPython is imported by the functions that run git, on first use: a server that makes no
+# worktree never loads it, and starts the sooner.
+if TYPE_CHECKING:
+    import git
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "overmind",
@@ -39,6 +43,8 @@ def run(
     repo: git.Repo, *args: str, env: Mapping[str, str] | None = None, config: Sequence[str] = (), check: bool = True
 ) -> str:
     """`git [config…] <args…>` in `repo`'s working tree; its output, or GitError with what git said."""
+    import git
+
     try:
         return repo.git.execute(  # type: ignore[call-overload,no-any-return]
             ["git", *config, *args], env=dict(env) if env else None, strip_newline_in_stdout=True
@@ -52,6 +58,8 @@ def run(
 
 def open_repo(path: Path) -> git.Repo:
     """The repository holding `path` (its own checkout, or a linked worktree of it)."""
+    import git
+
     try:
         return git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -60,6 +68,8 @@ def open_repo(path: Path) -> git.Repo:
 
 def tree(path: Path) -> git.Repo:
     """The working tree at exactly `path`."""
+    import git
+
     try:
         return git.Repo(path)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
