@@ -46,3 +46,16 @@ async def test_compact_schemas_still_take_an_explicit_null(settings: Settings) -
     assert ps_schema["properties"]["parent"]["type"] == "string"  # no null alternative: it may be left out
     assert "parent" not in ps_schema.get("required", [])
     assert not answer.is_error, answer.content
+
+
+async def test_output_schemas_drop_titles_and_still_take_every_answer(settings: Settings) -> None:
+    async with stdio_server(settings) as (client, _process):
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        # The client checks each structured answer against its tool's output schema: nulls included.
+        answer = await client.call_tool("status", {})
+        spawned = await client.call_tool("spawn", {"command": ["true"]})
+        waited = await client.call_tool("wait", {"ids": [spawned.structured_content["id"]], "timeout_s": 30})
+    assert not answer.is_error and not spawned.is_error and not waited.is_error, (answer, spawned, waited)
+    assert '"title"' not in json.dumps([tool.output_schema for tool in tools.values()])
+    assert waited.structured_content["done"][0]["status"] == "succeeded"
+    assert {"type": "null"} in tools["result"].output_schema["properties"]["cost_usd"]["anyOf"]

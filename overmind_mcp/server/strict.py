@@ -19,14 +19,17 @@ from mcp_types import ToolAnnotations
 from pydantic import ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
-from overmind_mcp.server.schema import compact
+from overmind_mcp.server.schema import compact, compact_output
 
 
 def strict_tool(fn: Callable[..., Awaitable[Any]], *, annotations: ToolAnnotations, structured: bool = True) -> Tool:
     """The tool for `fn` (with structured output unless told otherwise) that refuses arguments it does not know."""
     tool = Tool.from_function(fn, annotations=annotations, structured_output=structured)
     strict = _refusing_unknown(tool.name, tool.fn_metadata.arg_model)
-    metadata = tool.fn_metadata.model_copy(update={"arg_model": strict})
+    output = tool.fn_metadata.output_schema
+    metadata = tool.fn_metadata.model_copy(
+        update={"arg_model": strict, "output_schema": compact_output(output) if output is not None else None}
+    )
     schema = compact(strict.model_json_schema(by_alias=True))
     return tool.model_copy(update={"fn_metadata": metadata, "parameters": schema})
 
