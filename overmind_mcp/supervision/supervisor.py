@@ -21,7 +21,7 @@ from overmind_mcp.akasha import FILENAME as AKASHA_FILENAME
 from overmind_mcp.akasha import Akasha
 from overmind_mcp.bus import EventBus, ProgressMade
 from overmind_mcp.core.approvals import PermissionAnswer
-from overmind_mcp.core.spec import MissionSpec
+from overmind_mcp.core.spec import ClaudeTask, MissionSpec
 from overmind_mcp.core.status import LIVE, Status
 from overmind_mcp.errors import Conflict, InvalidRequest, OvermindError
 from overmind_mcp.identity import ROOT, Caller, Credentials
@@ -304,23 +304,23 @@ class Supervisor:
         rows = [await self.mission(ref, caller=caller) for ref in refs]
         inbox = self.ctx.broker.inbox(caller.mission_id)
         answer = await self.waits.wait(rows, mode=mode, timeout_s=timeout_s, on_progress=on_progress, inbox=inbox)
-        answer.done = [await self._with_approvals(await self._with_change(result)) for result in answer.done]
+        rows_by_id = {row.id: row for row in rows}
+        answer.done = [await self._completed(result, rows_by_id.get(result.id)) for result in answer.done]
         return answer
 
     async def result(self, ref: str, *, caller: Caller = ROOT) -> MissionResult:
         row = await self.mission(ref, caller=caller)
-        return await self._with_approvals(await self._with_change(self.read.result(row)))
+        return await self._completed(self.read.result(row), row)
 
-    async def _with_approvals(self, answer: MissionResult) -> MissionResult:
-        """A Claude mission's result lists its permission decisions."""
-        answer.approvals = await self.ctx.broker.decisions(answer.id)
-        return answer
-
-    async def _with_change(self, answer: MissionResult) -> MissionResult:
-        """An isolated mission's result says what its branch changed."""
-        change = await self.worktrees.change(answer.id)
-        if change is not None:
-            answer.change = WorktreeChange.model_validate(change, from_attributes=True)
+    async def _completed(self, answer: MissionResult, row: MissionRow | None) -> MissionResult:
+        """A result with what its mission's kind can add: a Claude mission's permission decisions, an isolated
+        mission's change. Each is a read of the store, made only for a mission that can have one."""
+        if row is None or row.spec.workspace == "worktree":
+            change = await self.worktrees.change(answer.id)
+            if change is not None:
+                answer.change = WorktreeChange.model_validate(change, from_attributes=True)
+        if row is None or isinstance(row.spec.task, ClaudeTask):
+            answer.approvals = await self.ctx.broker.decisions(answer.id)
         return answer
 
     @property
