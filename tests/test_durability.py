@@ -197,6 +197,13 @@ async def test_a_detached_mission_outlives_its_server_and_is_readopted(settings:
         ended = await call(client, "spawn", command=["sleep", "600"])
         await until_printed(client, kept["id"], "begun")
     assert psutil.pid_exists(kept["pid"])
+    # The start time that names the process for good is stored (read off the event loop, after spawn answered).
+    store = await Store.open(settings.database_path)
+    try:
+        stored = await store.get(kept["id"])
+    finally:
+        await store.close()
+    assert stored is not None and stored.proc_start == pytest.approx(psutil.Process(kept["pid"]).create_time())
     async with stdio_server(settings, **MANY) as (client, _process):
         assert (await call(client, "result", id=ended["id"]))["status"] == "stopped"
         waited = await call(client, "wait", ids=[kept["id"]], timeout_s=20)

@@ -65,6 +65,9 @@ class TaskHandle:
     def record(self) -> RunRecord:
         return RunRecord(pid=None, pgid=None, start_time=None, extra={"in": "memory"})
 
+    async def identify(self) -> RunRecord:
+        return self.record()
+
     async def wait(self) -> ExitStatus:
         await self._ended.wait()
         assert self.exit_status is not None

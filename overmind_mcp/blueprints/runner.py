@@ -110,6 +110,9 @@ class RunHandle:
         # No process: what a later server needs is that the run is one of this runner's, and its log.
         return RunRecord(pid=None, pgid=None, start_time=None, extra={"runner": NAME, "output": str(self.output)})
 
+    async def identify(self) -> RunRecord:
+        return self.record()
+
     async def wait(self) -> ExitStatus:
         try:
             verdict = await self._runner.execute(self)

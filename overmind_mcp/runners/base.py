@@ -70,6 +70,11 @@ class Handle(Protocol):
 
     def record(self) -> RunRecord: ...
 
+    async def identify(self) -> RunRecord:
+        """`record()` once it names the child for good (a local child's start time, read off the event loop:
+        reading it while the child is still starting blocks for milliseconds). Awaited before `wait`."""
+        ...
+
     async def wait(self) -> ExitStatus:
         """The child's exit status once it has ended (and whatever it left in its group is gone).
 

@@ -245,6 +245,8 @@ class Lifecycle:
         """Store which process runs the mission now (a server that dies before this is covered by
         recovery, which finds the process by the mission id in its environment)."""
         row = mission.row
+        assert mission.handle is not None
+        row.proc_start = (await mission.handle.identify()).start_time
         await self.ctx.store.update(
             row.id,
             status=row.status,

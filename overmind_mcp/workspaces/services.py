@@ -119,8 +119,9 @@ class Services:
         except SpawnError as exc:
             raise SpawnError(f"service {name!r}: {exc}") from None
         self._children[(mission_id, name)] = process
+        record = await process.identify()
         await self._records.add_service(
-            ServiceRecord(mission_id, name, "command", port, pid=process.pid, start_time=process.start_time)
+            ServiceRecord(mission_id, name, "command", port, pid=process.pid, start_time=record.start_time)
         )
         exited: list[str] = []
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 
 from overmind_mcp.core.exits import ExitStatus
 from overmind_mcp.errors import SpawnError
@@ -217,7 +218,7 @@ class KeeperClient:
         return KeptChild(
             mission_id=mission_id,
             pid=pid,
-            start_time=process_start_time(pid) or 0.0,
+            start_time=None,  # read by `identify`, off the event loop
             keeper=self,
             mission_dir=stdout_path.parent,
             stdin=stdin,
@@ -252,7 +253,7 @@ class KeeperClient:
         return None
 
 
-async def _until_ended(pid: int, start_time: float) -> None:
+async def _until_ended(pid: int, start_time: float | None) -> None:
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -275,7 +276,8 @@ class KeptChild:
 
     mission_id: str
     pid: int
-    start_time: float
+    # None until `identify` reads it (a child just started); an adopted one comes with it.
+    start_time: float | None
     keeper: KeeperClient
     mission_dir: Path
     stdin: int | None = None
@@ -297,6 +299,13 @@ class KeptChild:
 
     def record(self) -> RunRecord:
         return RunRecord(pid=self.pid, pgid=self.pgid, start_time=self.start_time, extra={KEPT: True})
+
+    async def identify(self) -> RunRecord:
+        if self.start_time is None:
+            # In a worker thread: the kernel makes a read of a process's stat wait while it still execs
+            # (a Python or Node child: about 2 ms), which would stall every other mission's answers.
+            self.start_time = await anyio.to_thread.run_sync(process_start_time, self.pid) or 0.0
+        return self.record()
 
     def signal_group(self, sig: signal.Signals) -> bool:
         """Send `sig` to the child's whole group, through the keeper: it alone knows the leader is unreaped,

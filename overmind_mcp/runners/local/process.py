@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 import psutil
 
 from overmind_mcp.core.exits import ExitStatus
@@ -40,7 +41,8 @@ from overmind_mcp.storage import files
 @dataclass(eq=False)
 class ChildProcess:
     pid: int
-    start_time: float
+    # None until `identify` reads it (for our own child; an adopted one comes with it).
+    start_time: float | None
     stdin: int | None = None
     exit_status: ExitStatus | None = None
     # None for our own child; the mission id for a process adopted from an earlier server.
@@ -66,6 +68,13 @@ class ChildProcess:
 
     def record(self) -> RunRecord:
         return RunRecord(pid=self.pid, pgid=self.pgid, start_time=self.start_time)
+
+    async def identify(self) -> RunRecord:
+        if self.start_time is None:
+            # In a worker thread: the kernel makes a read of a child's stat wait while the child still execs
+            # (a Python or Node child: about 2 ms). Unreaped until `wait`, so the pid is still this child's.
+            self.start_time = await anyio.to_thread.run_sync(process_start_time, self.pid) or 0.0
+        return self.record()
 
     def signal_group(self, sig: signal.Signals) -> bool:
         """Send `sig` to the child's whole process group. False if it has already ended.
@@ -207,7 +216,7 @@ def spawn(
     popen.returncode = 0
     if stdin_write is not None:
         os.set_blocking(stdin_write, False)
-    return ChildProcess(pid=popen.pid, start_time=process_start_time(popen.pid) or 0.0, stdin=stdin_write)
+    return ChildProcess(pid=popen.pid, start_time=None, stdin=stdin_write)
 
 
 def process_start_time(pid: int) -> float | None:

@@ -319,6 +319,9 @@ class RayHandle:
     def record(self) -> RunRecord:
         return _record(self._launch, self._started)
 
+    async def identify(self) -> RunRecord:
+        return self.record()
+
     async def wait(self) -> ExitStatus:
         """Pull the child's output into the mission's files until it ends; then let its actor go."""
         import ray
@@ -407,6 +410,9 @@ class _Reattaching:
 
     def record(self) -> RunRecord:
         return self._attached.record() if self._attached is not None else self._record
+
+    async def identify(self) -> RunRecord:
+        return self.record()
 
     async def wait(self) -> ExitStatus:
         delay = self._FIRST_RETRY_S
