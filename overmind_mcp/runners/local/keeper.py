@@ -423,7 +423,37 @@ def _has_ended(pidfd: int) -> bool:
         poller.close()
 
 
+_DEFAULT_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGQUIT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGALRM,
+    signal.SIGCHLD,
+    signal.SIGTSTP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+)
+
+
+def _plain_signals() -> None:
+    """Unblock every signal and set the usual ones to their defaults, for the keeper and so for its children.
+
+    A process inherits its parent's signal mask and the signals it ignores, across exec. A server
+    started with SIGINT ignored (a background job of a non-interactive shell) or from a thread
+    that blocks signals would hand that to the keeper, and the keeper to every child: such a
+    child sleeps through the SIGINT that kill starts with. A shell gives a job it starts a clean
+    slate; so does the keeper.
+    """
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    for number in _DEFAULT_SIGNALS:
+        signal.signal(number, signal.SIG_DFL)
+
+
 def main(argv: list[str]) -> int:
+    _plain_signals()
     parser = argparse.ArgumentParser(prog="keeper")
     parser.add_argument("--state", required=True)
     parser.add_argument("--ready", type=int, required=True)
