@@ -18,7 +18,7 @@ import pytest
 
 from overmind_mcp.bus import MissionEnded, MissionSpawned, MissionStarted
 from overmind_mcp.core.events import Event, PlainText, Result
-from overmind_mcp.core.exits import ExitStatus
+from overmind_mcp.core.exits import UNKNOWN_EXIT, ExitStatus
 from overmind_mcp.core.spec import ClaudeTask, CommandTask
 from overmind_mcp.core.status import Status
 from overmind_mcp.models import SpawnRequest
@@ -104,8 +104,8 @@ class MemoryRunner:
     async def find(self, mission_id: str) -> None:
         return None
 
-    async def sweep(self, mission_id: str, record: RunRecord) -> int:
-        return 0
+    async def settle(self, mission_id: str, record: RunRecord, mission_dir: Path) -> ExitStatus:
+        return UNKNOWN_EXIT
 
 
 class EchoAgent:

@@ -20,7 +20,7 @@ import anyio
 from overmind_mcp.blueprints.executor import Executor
 from overmind_mcp.blueprints.journal import Journal, Verdict
 from overmind_mcp.blueprints.validate import BlueprintInvalid, load
-from overmind_mcp.core.exits import ExitStatus
+from overmind_mcp.core.exits import UNKNOWN_EXIT, ExitStatus
 from overmind_mcp.core.spec import BlueprintTask
 from overmind_mcp.providers.blueprint import result_line
 from overmind_mcp.runners.base import Handle, Launch, RunRecord
@@ -53,8 +53,8 @@ class BlueprintRunner:
     async def find(self, mission_id: str) -> RunRecord | None:
         return None
 
-    async def sweep(self, mission_id: str, record: RunRecord) -> int:
-        return 0  # its nodes are missions of their own: recovery settles each of them
+    async def settle(self, mission_id: str, record: RunRecord, mission_dir: Path) -> ExitStatus:
+        return UNKNOWN_EXIT  # its nodes are missions of their own: recovery settles each of them
 
     async def _ready(self) -> Supervisor:
         await self._bound.wait()

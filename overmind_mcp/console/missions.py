@@ -258,7 +258,7 @@ async def _wait(settings: Settings, args: argparse.Namespace) -> int:
         out.json(answers.dump(answer))
     else:
         for row in done:
-            out.line(_one_line(row), render.STATUS_STYLES.get(row.status))
+            out.line(render.outcome_line(row), render.STATUS_STYLES.get(row.status))
         for row in pending:
             why = _UNRECORDED if row.id in waited.unrecorded else "still running"
             out.line(f"{row.name}: {why}", "yellow")
@@ -267,17 +267,6 @@ async def _wait(settings: Settings, args: argparse.Namespace) -> int:
     if waited.unrecorded and not done:
         return Exit.PROBLEM
     return exit_code_of(done[0] if args.any else _first_failure(done))
-
-
-def _one_line(row: MissionRow) -> str:
-    parts = [row.status]
-    if row.exit_code is not None:
-        parts.append(f"exit code {row.exit_code}")
-    if row.cost_usd is not None:
-        parts.append(render.cost(row.cost_usd))
-    if row.end_reason:
-        parts.append(row.end_reason)
-    return f"{row.name}: {', '.join(parts)}"
 
 
 def _first_failure(rows: list[MissionRow]) -> MissionRow | None:

@@ -16,7 +16,6 @@ from overmind_mcp.control.client import ControlError, call
 from overmind_mcp.control.verbs import A, P, Verb
 from overmind_mcp.models import SpawnRequest, TurnResult
 from overmind_mcp.settings import Settings
-from overmind_mcp.storage.missions import MissionRow
 from overmind_mcp.supervision.foreign import until_ended
 
 _EXIT_BY_KIND = {"NotFound": Exit.NOT_FOUND, "InvalidRequest": Exit.USAGE}
@@ -71,7 +70,7 @@ async def finish(settings: Settings, out: Out, mission_id: str, spawned: BaseMod
             }
         )
     else:
-        out.line(outcome_line(row), render.STATUS_STYLES.get(row.status))
+        out.line(render.outcome_line(row), render.STATUS_STYLES.get(row.status))
         text = (row.result or {}).get("text")
         if text:
             out.line(text)
@@ -79,17 +78,6 @@ async def finish(settings: Settings, out: Out, mission_id: str, spawned: BaseMod
         render.note("its process ended while its server was gone; the next server to start records how it ended")
         return Exit.PROBLEM
     return exit_code_of(row)
-
-
-def outcome_line(row: MissionRow) -> str:
-    parts = [row.status]
-    if row.exit_code is not None:
-        parts.append(f"exit code {row.exit_code}")
-    if row.cost_usd is not None:
-        parts.append(render.cost(row.cost_usd))
-    if row.end_reason:
-        parts.append(row.end_reason)
-    return f"{row.name}: {', '.join(parts)}"
 
 
 # -- send ----------------------------------------------------------------------------------------

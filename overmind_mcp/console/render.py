@@ -184,3 +184,15 @@ def clip(text: str, limit: int) -> str:
 
 def plural(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def outcome_line(row: MissionRow) -> str:
+    """How a mission ended, in one line: its status, exit code, cost and reason."""
+    parts = [row.status]
+    if row.exit_code is not None:
+        parts.append(f"exit code {row.exit_code}")
+    if row.cost_usd is not None:
+        parts.append(cost(row.cost_usd))
+    if row.end_reason:
+        parts.append(row.end_reason)
+    return f"{row.name}: {', '.join(parts)}"

@@ -106,6 +106,7 @@ class Runner(Protocol):
         """A child whose record was never stored (its server died right after starting it)."""
         ...
 
-    async def sweep(self, mission_id: str, record: RunRecord) -> int:
-        """Kill whatever a child that ended unwatched left behind; how many processes."""
+    async def settle(self, mission_id: str, record: RunRecord, mission_dir: Path) -> ExitStatus:
+        """How a child that ended unwatched ended (`UNKNOWN_EXIT` if nobody could see), once whatever
+        it left behind is ended."""
         ...

@@ -32,8 +32,7 @@ from overmind_mcp.errors import InvalidRequest, OvermindError, Refused
 from overmind_mcp.permissions.protocol import PROMPT_TOOL
 from overmind_mcp.providers.base import Delegation, Restart
 from overmind_mcp.readside import views
-from overmind_mcp.runners.base import Launch, RunRecord
-from overmind_mcp.runners.local.kept import KEPT, exit_on_disk
+from overmind_mcp.runners.base import Launch
 from overmind_mcp.runners.local.output import LineReader, tail_bytes
 from overmind_mcp.runners.local.watch import Wakeup
 from overmind_mcp.storage import files
@@ -556,45 +555,6 @@ class Lifecycle:
             if stderr:
                 record["errors"] = [stderr]
         return record
-
-    # -- recovery -------------------------------------------------------------------------------
-
-    async def adopt(self, row: MissionRow) -> bool:
-        """Follow on a mission an earlier server left running; False if its process has ended meanwhile."""
-        record = RunRecord(pid=row.pid, pgid=row.pgid, start_time=row.proc_start, extra=row.runner_state or {})
-        handle = await self.ctx.runner(row.spec.runner).adopt(row.id, record)
-        if handle is None:
-            return False
-        mission = self.track(row)
-        mission.handle = handle
-        credential = row.credential or {}
-        if isinstance(credential.get("sha256"), str):
-            # Its token is in its own memory only: let it back in, by the digest kept with it.
-            self.ctx.credentials.restore(row.id, credential["sha256"], tools=bool(credential.get("tools")))
-        if mission.session is not None and handle.accepts_input:
-            # Its keeper held its input: the conversation goes on from where its output has got to.
-            mission.reader = sessions.catch_up(mission)
-        else:
-            # Its stdin went with the server that started it: an adopted session takes no more turns.
-            mission.session = None
-            mission.reader = LineReader(Path(row.output_path))
-        await self.ctx.store.add_event(row.id, time.time(), "adopted", {"server": self.ctx.server_id})
-        self.ctx.tasks.start_soon(self.supervise, mission)
-        return True
-
-    async def settle(self, row: MissionRow) -> None:
-        """Record the end of a mission whose process ended while no server was watching."""
-        mission = Mission(row, self.ctx.providers[row.provider], deque(maxlen=self.ctx.settings.tail_lines))
-        ended_at = replay(mission)
-        record = RunRecord(pid=row.pid, pgid=row.pgid, start_time=row.proc_start, extra=row.runner_state or {})
-        with contextlib.suppress(Exception):
-            await self.ctx.runner(row.spec.runner).sweep(row.id, record)
-        # Its keeper wrote how it ended beside its output, if it had one and saw it end.
-        exit_status = exit_on_disk(Path(row.output_path).parent, row.pid)
-        if exit_status is None and record.extra.get(KEPT):
-            lost = "its keeper died before it did, so nobody could see how it would end: it was ended"
-            exit_status = ExitStatus(code=None, signal=None, lost=lost)
-        await self.finish(mission, exit_status or UNKNOWN_EXIT, ended_at=ended_at)
 
 
 def _append_line(path: Path, line: bytes) -> None:

@@ -9,11 +9,10 @@ Policy, applied to every mission the store says is live (queued, running, restar
   `detach`; anything else still running was orphaned by a crash. Either way the work in
   progress (and the money spent on it) is worth keeping: its output is followed on, and
   `wait`, `kill` and `result` work as before. What its timeout has left still applies.
-- Its process has ended: its final status comes from its durable output. A Claude task's
-  `result` line says whether it succeeded (its exit status went with the server that
-  reaped it); a mission that left no result, or a command (whose only outcome is its exit
-  status), is marked `lost`, with the reason.
-- Whatever its process group left behind is killed, found by group id and mission id.
+- Its process has ended: its runner says how (`Runner.settle`: the local runner's keeper wrote
+  the exit status beside the output the moment it ended), and whatever it left behind is
+  ended. Where nobody could see how it ended, a Claude task's `result` line still says
+  whether it succeeded; a mission with neither is marked `lost`, with the reason.
 - It was still queued: it joins this server's queue, in its original order.
 
 A mission another live server supervises is left alone: that server owns it. Two servers
@@ -25,15 +24,20 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from overmind_mcp.core.exits import UNKNOWN_EXIT
 from overmind_mcp.core.status import LIVE, Status
-from overmind_mcp.runners.base import Runner
+from overmind_mcp.runners.base import Runner, RunRecord
+from overmind_mcp.runners.local.output import LineReader
 from overmind_mcp.runners.local.process import process_start_time, same_process
 from overmind_mcp.storage.missions import MissionRow, Store
+from overmind_mcp.supervision import sessions
 from overmind_mcp.supervision.context import Context
-from overmind_mcp.supervision.lifecycle import Lifecycle
+from overmind_mcp.supervision.lifecycle import Lifecycle, replay
+from overmind_mcp.supervision.mission import Mission
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +86,54 @@ async def recover(ctx: Context, life: Lifecycle) -> None:
     await ctx.store.register_server(ctx.server_id, me, process_start_time(me) or 0.0, time.time())
     orphans = await find_orphans(ctx.store, ctx.server_id, ctx.runners)
     for row in orphans.running:
-        if not await life.adopt(row):
-            await life.settle(row)
+        if not await adopt(life, row):
+            await settle(life, row)
     for row in orphans.queued:
         ctx.admission.enqueue(life.track(row))
     for row in orphans.ended:
-        await life.settle(row)
+        await settle(life, row)
     if ctx.settings.retention_days:
         for row in await ctx.store.prune(time.time() - ctx.settings.retention_days * 86400):
             shutil.rmtree(Path(row.output_path).parent, ignore_errors=True)
     await ctx.admission.admit(life.begin_admitted)
+
+
+async def adopt(life: Lifecycle, row: MissionRow) -> bool:
+    """Follow on a mission an earlier server left running; False if its process has ended meanwhile."""
+    ctx = life.ctx
+    record = _run_record(row)
+    handle = await ctx.runner(row.spec.runner).adopt(row.id, record)
+    if handle is None:
+        return False
+    mission = life.track(row)
+    mission.handle = handle
+    credential = row.credential or {}
+    if isinstance(credential.get("sha256"), str):
+        # Its token is in its own memory only: let it back in, by the digest kept with it.
+        ctx.credentials.restore(row.id, credential["sha256"], tools=bool(credential.get("tools")))
+    if mission.session is not None and handle.accepts_input:
+        # Its keeper held its input: the conversation goes on from where its output has got to.
+        mission.reader = sessions.catch_up(mission)
+    else:
+        # Its stdin went with the server that started it: an adopted session takes no more turns.
+        mission.session = None
+        mission.reader = LineReader(Path(row.output_path))
+    await ctx.store.add_event(row.id, time.time(), "adopted", {"server": ctx.server_id})
+    ctx.tasks.start_soon(life.supervise, mission)
+    return True
+
+
+async def settle(life: Lifecycle, row: MissionRow) -> None:
+    """Record the end of a mission whose process ended while no server was watching."""
+    ctx = life.ctx
+    mission = Mission(row, ctx.providers[row.provider], deque(maxlen=ctx.settings.tail_lines))
+    ended_at = replay(mission)
+    try:
+        exit_status = await ctx.runner(row.spec.runner).settle(row.id, _run_record(row), Path(row.output_path).parent)
+    except Exception:
+        exit_status = UNKNOWN_EXIT
+    await life.finish(mission, exit_status, ended_at=ended_at)
+
+
+def _run_record(row: MissionRow) -> RunRecord:
+    return RunRecord(pid=row.pid, pgid=row.pgid, start_time=row.proc_start, extra=row.runner_state or {})

@@ -5,12 +5,14 @@ the server."""
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import anyio.to_thread
 import psutil
 
+from overmind_mcp.core.exits import UNKNOWN_EXIT, ExitStatus
 from overmind_mcp.runners.base import Handle, Launch, RunRecord
-from overmind_mcp.runners.local.kept import KEPT, KeeperClient, KeptChild
+from overmind_mcp.runners.local.kept import KEPT, KeeperClient, KeptChild, exit_on_disk
 from overmind_mcp.runners.local.process import ChildProcess, find_leader, kill_leftovers, same_process, spawn
 
 
@@ -60,7 +62,7 @@ class LocalRunner:
         if record.extra.get(KEPT):
             # Its keeper died while no server ran: nobody can see how it ends any more, so it is ended
             # (recovery reports it lost, with the reason), as a server that saw the keeper die does.
-            await self.sweep(mission_id, record)
+            await self._sweep(mission_id, record)
             return None
         # Started before there was a keeper, or by a server that had none: not our child, status unknown.
         return ChildProcess.adopt(record.pid, record.start_time or 0.0, mission_id)
@@ -73,10 +75,18 @@ class LocalRunner:
         pid, start_time = found
         return RunRecord(pid=pid, pgid=pid, start_time=start_time)
 
-    async def sweep(self, mission_id: str, record: RunRecord) -> int:
-        if record.pgid is None:
-            return 0
-        return await anyio.to_thread.run_sync(kill_leftovers, record.pgid, mission_id, signal.SIGKILL)
+    async def settle(self, mission_id: str, record: RunRecord, mission_dir: Path) -> ExitStatus:
+        await self._sweep(mission_id, record)
+        # Its keeper wrote how it ended beside its output, if it had one and saw it end.
+        exit_status = exit_on_disk(mission_dir, record.pid)
+        if exit_status is None and record.extra.get(KEPT):
+            lost = "its keeper died before it did, so nobody could see how it would end: it was ended"
+            return ExitStatus(code=None, signal=None, lost=lost)
+        return exit_status or UNKNOWN_EXIT
+
+    async def _sweep(self, mission_id: str, record: RunRecord) -> None:
+        if record.pgid is not None:
+            await anyio.to_thread.run_sync(kill_leftovers, record.pgid, mission_id, signal.SIGKILL)
 
 
 def _alive(pid: int, start_time: float | None) -> bool:

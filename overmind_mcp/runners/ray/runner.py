@@ -32,7 +32,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from overmind_mcp.core.exits import ExitStatus
+from overmind_mcp.core.exits import UNKNOWN_EXIT, ExitStatus
 from overmind_mcp.errors import InvalidRequest, SpawnError
 from overmind_mcp.runners.base import NODE_KEY, Handle, Launch, RunRecord
 from overmind_mcp.runners.ray.protocol import ActorLaunch, ActorState, Chunk, Exit, Started, StartFailed
@@ -245,9 +245,10 @@ class RayRunner:
         assert state.started is not None
         return _record(state.launch, state.started)
 
-    async def sweep(self, mission_id: str, record: RunRecord) -> int:
-        """Nothing to sweep from here: a child's keeper kills its whole group when its actor goes."""
-        return 0
+    async def settle(self, mission_id: str, record: RunRecord, mission_dir: Path) -> ExitStatus:
+        """Nothing to end from here (a child's keeper kills its whole group when its actor goes), and nobody
+        left to say how it ended: an actor that still knew would have been re-attached."""
+        return UNKNOWN_EXIT
 
     # -- placement ---------------------------------------------------------------------------
 
